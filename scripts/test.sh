@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the whole Portcullis test suite on a fresh machine: installs what the tests need when it
+# is missing (Debian packages), then formatting and lint checks, unit and integration tests.
+# Usage: scripts/test.sh            (the README's test command; .ci/run calls it too)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+need_packages=()
+command -v cc >/dev/null 2>&1 || need_packages+=(build-essential)
+command -v cmake >/dev/null 2>&1 || need_packages+=(cmake)
+command -v pkg-config >/dev/null 2>&1 || need_packages+=(pkg-config)
+if ((${#need_packages[@]})); then
+  log "installing ${need_packages[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_packages[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is required: install Rust with rustup (https://rustup.rs)" >&2
+  exit 1
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+
+log "cargo test"
+cargo test --all-targets 2>&1 | tee target/test-output.log

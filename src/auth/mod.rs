@@ -1,0 +1,1 @@
+//! Token verification (placeholder, being written).

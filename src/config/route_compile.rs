@@ -1,0 +1,408 @@
+//! Compiles the `routes` section: matchers into the routing index, and each route's upstream,
+//! auth policy, rate-limit policies and header operations, with every cross-reference checked.
+
+use super::file::{FileConfig, RouteFile};
+use super::policy_file::AuthFile;
+use super::upstream_compile::RateLimitPolicy;
+use super::PathError;
+use crate::policy::{compile_rule, Rule};
+use crate::routing::{MethodSet, PathPattern, RouteMatcher, RouteTable};
+use crate::transform::{HeaderOps, JsonTransform};
+use crate::upstream::Upstream;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// How a route authenticates.
+#[derive(Debug, Clone)]
+pub enum RouteAuth {
+    /// `auth: none`: no token is looked at.
+    Anonymous,
+    /// A token from one of `providers` (indexes into the snapshot's provider list).
+    Verify {
+        providers: Vec<usize>,
+        /// False for `optional`: requests without a token pass, a bad token is refused.
+        token_required: bool,
+        require: Option<Rule>,
+        /// Extra rules for some methods, checked after `require`.
+        per_method: Vec<(String, Rule)>,
+    },
+}
+
+/// One compiled route.
+#[derive(Debug)]
+pub struct Route {
+    pub name: String,
+    /// Index into the snapshot's upstream list.
+    pub upstream: usize,
+    /// The prefix removed before forwarding, when `strip_prefix` is on.
+    pub strip_prefix: Option<String>,
+    pub auth: RouteAuth,
+    /// Indexes into the snapshot's rate-limit policies.
+    pub rate_limits: Vec<usize>,
+    pub request_headers: HeaderOps,
+    pub response_headers: HeaderOps,
+    pub request_json: Option<JsonTransform>,
+    pub response_json: Option<JsonTransform>,
+    /// Upstream path rewrite by regex (applied after `strip_prefix`).
+    pub rewrite_path: Option<(regex::Regex, String)>,
+    /// Query parameters added (templates) and removed on the way upstream.
+    pub add_query: Vec<(String, crate::transform::Template)>,
+    pub remove_query: Vec<String>,
+    /// Forward the verified claims as one base64url JSON header of this name.
+    pub claims_header: Option<http::HeaderName>,
+}
+
+/// Compiles every route and builds the routing index.
+pub fn compile_routes(
+    file: &FileConfig,
+    upstreams: &[Arc<Upstream>],
+    provider_names: &[String],
+    rate_limits: &[RateLimitPolicy],
+    errors: &mut Vec<PathError>,
+) -> (Vec<Route>, RouteTable) {
+    let mut names = HashSet::new();
+    let mut routes = Vec::new();
+    let mut matchers = Vec::new();
+    let mut route_paths = Vec::new();
+    for (index, route) in file.routes.iter().enumerate() {
+        let path = format!("routes[{index}]");
+        if !names.insert(route.name.as_str()) {
+            errors.push(PathError::new(
+                format!("{path}.name"),
+                format!("duplicate route name `{}`", route.name),
+            ));
+        }
+        let Some(matcher) = compile_matcher(route, &path, errors) else {
+            continue;
+        };
+        let upstream = upstreams
+            .iter()
+            .position(|u| u.settings.name == route.upstream)
+            .unwrap_or_else(|| {
+                let known: Vec<&str> = upstreams.iter().map(|u| u.settings.name.as_str()).collect();
+                errors.push(PathError::new(
+                    format!("{path}.upstream"),
+                    format!(
+                        "unknown upstream `{}`{}",
+                        route.upstream,
+                        suggest(&route.upstream, &known)
+                    ),
+                ));
+                0
+            });
+        let auth_file = route.auth.as_ref().or(file.defaults.auth.as_ref());
+        let auth = match auth_file {
+            Some(auth) => compile_auth(auth, provider_names, &format!("{path}.auth"), errors),
+            None => {
+                errors.push(PathError::new(
+                    path.clone(),
+                    "route has no `auth`: say `auth: none` for an anonymous route, or set `defaults.auth` (routes are denied by default)",
+                ));
+                RouteAuth::Anonymous
+            }
+        };
+        let rate_limit_names = route
+            .rate_limit
+            .as_ref()
+            .map(|r| r.to_vec())
+            .unwrap_or_default();
+        let rate_limit_indexes = rate_limit_names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| {
+                let found = rate_limits.iter().position(|p| &p.name == name);
+                if found.is_none() {
+                    let known: Vec<&str> = rate_limits.iter().map(|p| p.name.as_str()).collect();
+                    let item = if route
+                        .rate_limit
+                        .as_ref()
+                        .is_some_and(|r| matches!(r, super::file::StringOrList::One(_)))
+                    {
+                        format!("{path}.rate_limit")
+                    } else {
+                        format!("{path}.rate_limit[{i}]")
+                    };
+                    errors.push(PathError::new(
+                        item,
+                        format!(
+                            "unknown rate-limit policy `{name}`{}",
+                            suggest(name, &known)
+                        ),
+                    ));
+                }
+                found
+            })
+            .collect();
+        let request_headers = route.request.as_ref().map_or_else(HeaderOps::default, |r| {
+            HeaderOps::compile(
+                &r.set_headers,
+                &r.append_headers,
+                &r.remove_headers,
+                &format!("{path}.request"),
+                errors,
+            )
+        });
+        let response_headers = route
+            .response
+            .as_ref()
+            .map_or_else(HeaderOps::default, |r| {
+                HeaderOps::compile(
+                    &r.set_headers,
+                    &r.append_headers,
+                    &r.remove_headers,
+                    &format!("{path}.response"),
+                    errors,
+                )
+            });
+        let request_json = route
+            .request
+            .as_ref()
+            .and_then(|r| r.json.as_ref())
+            .map(|json| JsonTransform::compile(json, &format!("{path}.request.json"), errors));
+        let response_json = route
+            .response
+            .as_ref()
+            .and_then(|r| r.json.as_ref())
+            .map(|json| JsonTransform::compile(json, &format!("{path}.response.json"), errors));
+        let request_file = route.request.as_ref();
+        let rewrite_path = request_file
+            .and_then(|r| r.rewrite_path.as_ref())
+            .and_then(|rewrite| {
+                regex::Regex::new(&rewrite.pattern)
+                    .map(|regex| (regex, rewrite.replacement.clone()))
+                    .map_err(|e| {
+                        errors.push(PathError::new(
+                            format!("{path}.request.rewrite_path.pattern"),
+                            format!("invalid regex: {e}"),
+                        ))
+                    })
+                    .ok()
+            });
+        let add_query = request_file
+            .map(|r| {
+                r.add_query
+                    .iter()
+                    .filter_map(
+                        |(name, value)| match crate::transform::Template::parse(value) {
+                            Ok(template) => Some((name.clone(), template)),
+                            Err(e) => {
+                                errors.push(PathError::new(
+                                    format!("{path}.request.add_query.{name}"),
+                                    e,
+                                ));
+                                None
+                            }
+                        },
+                    )
+                    .collect()
+            })
+            .unwrap_or_default();
+        let remove_query = request_file
+            .map(|r| r.remove_query.clone())
+            .unwrap_or_default();
+        let claims_header = request_file
+            .and_then(|r| r.claims_header.as_ref())
+            .and_then(|name| {
+                http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| {
+                        errors.push(PathError::new(
+                            format!("{path}.request.claims_header"),
+                            format!("`{name}` is not a valid header name"),
+                        ))
+                    })
+                    .ok()
+            });
+        let strip_prefix = match (&matcher.path, route.strip_prefix) {
+            (PathPattern::Prefix(prefix), Some(true)) => {
+                Some(prefix.trim_end_matches('/').to_owned())
+            }
+            (_, Some(true)) => {
+                errors.push(PathError::new(
+                    format!("{path}.strip_prefix"),
+                    "`strip_prefix: true` needs `match.path_prefix`",
+                ));
+                None
+            }
+            _ => None,
+        };
+        matchers.push(matcher);
+        route_paths.push(path);
+        routes.push(Route {
+            name: route.name.clone(),
+            upstream,
+            strip_prefix,
+            auth,
+            rate_limits: rate_limit_indexes,
+            request_headers,
+            response_headers,
+            request_json,
+            response_json,
+            rewrite_path,
+            add_query,
+            remove_query,
+            claims_header,
+        });
+    }
+    let table = RouteTable::build(&matchers).unwrap_or_else(|conflicts| {
+        for (index, message) in conflicts {
+            errors.push(PathError::new(
+                format!("{}.match.path", route_paths[index]),
+                message,
+            ));
+        }
+        RouteTable::default()
+    });
+    (routes, table)
+}
+
+fn compile_matcher(
+    route: &RouteFile,
+    path: &str,
+    errors: &mut Vec<PathError>,
+) -> Option<RouteMatcher> {
+    let matcher = &route.matcher;
+    let pattern = match (&matcher.path, &matcher.path_prefix) {
+        (Some(exact), None) => PathPattern::Template(exact.clone()),
+        (None, Some(prefix)) => PathPattern::Prefix(prefix.clone()),
+        _ => {
+            errors.push(PathError::new(
+                format!("{path}.match"),
+                "give exactly one of `path` (exact or template like `/orders/{id}`) or `path_prefix`",
+            ));
+            return None;
+        }
+    };
+    let (PathPattern::Template(text) | PathPattern::Prefix(text)) = &pattern;
+    if !text.starts_with('/') {
+        errors.push(PathError::new(
+            format!("{path}.match"),
+            format!("path `{text}` must start with `/`"),
+        ));
+    }
+    let methods = match &matcher.methods {
+        None => MethodSet::any(),
+        Some(methods) => {
+            for (i, method) in methods.iter().enumerate() {
+                let valid = !method.is_empty()
+                    && method
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_');
+                if !valid {
+                    errors.push(PathError::new(
+                        format!("{path}.match.methods[{i}]"),
+                        format!("`{method}` is not an upper-case HTTP method such as GET"),
+                    ));
+                }
+            }
+            MethodSet::from_names(methods.iter().map(String::as_str))
+        }
+    };
+    let host = matcher.host.as_ref().map(|h| h.to_ascii_lowercase());
+    if let Some(host) = &host {
+        let bare = host.strip_prefix("*.").unwrap_or(host);
+        if bare.is_empty() || bare.contains(['*', '/', ':', ' ']) {
+            errors.push(PathError::new(
+                format!("{path}.match.host"),
+                format!("`{host}` is not a host name or `*.suffix` (no port)"),
+            ));
+        }
+    }
+    Some(RouteMatcher {
+        host,
+        path: pattern,
+        methods,
+    })
+}
+
+fn compile_auth(
+    auth: &AuthFile,
+    provider_names: &[String],
+    path: &str,
+    errors: &mut Vec<PathError>,
+) -> RouteAuth {
+    let all_providers = || (0..provider_names.len()).collect::<Vec<_>>();
+    let no_providers = |errors: &mut Vec<PathError>| {
+        if provider_names.is_empty() {
+            errors.push(PathError::new(
+                path,
+                "needs at least one entry in `identity_providers`",
+            ));
+        }
+    };
+    match auth {
+        AuthFile::None => RouteAuth::Anonymous,
+        AuthFile::Optional => {
+            no_providers(errors);
+            RouteAuth::Verify {
+                providers: all_providers(),
+                token_required: false,
+                require: None,
+                per_method: Vec::new(),
+            }
+        }
+        AuthFile::Policy(policy) => {
+            let providers = match &policy.providers {
+                None => {
+                    no_providers(errors);
+                    all_providers()
+                }
+                Some(names) => names
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, name)| {
+                        let found = provider_names.iter().position(|p| p == name);
+                        if found.is_none() {
+                            let known: Vec<&str> =
+                                provider_names.iter().map(String::as_str).collect();
+                            errors.push(PathError::new(
+                                format!("{path}.providers[{i}]"),
+                                format!(
+                                    "unknown identity provider `{name}`{}",
+                                    suggest(name, &known)
+                                ),
+                            ));
+                        }
+                        found
+                    })
+                    .collect(),
+            };
+            let require = policy
+                .require
+                .as_ref()
+                .map(|r| compile_rule(r, &format!("{path}.require"), errors));
+            let per_method = policy
+                .methods
+                .iter()
+                .map(|(method, rule)| {
+                    (
+                        method.clone(),
+                        compile_rule(rule, &format!("{path}.methods.{method}"), errors),
+                    )
+                })
+                .collect();
+            RouteAuth::Verify {
+                providers,
+                token_required: !policy.optional,
+                require,
+                per_method,
+            }
+        }
+    }
+}
+
+/// `, did you mean `x`?` when one known name is close to `name`.
+fn suggest(name: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (super::diagnostics::edit_distance(name, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| format!(", did you mean `{k}`?"))
+        .unwrap_or_else(|| {
+            if known.is_empty() {
+                String::new()
+            } else {
+                format!(" (defined: {})", known.join(", "))
+            }
+        })
+}

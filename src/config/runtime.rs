@@ -1,0 +1,253 @@
+//! The validated runtime snapshot: what requests read, compiled once per load from the file
+//! structs. It is immutable; a reload builds a new one and swaps it in (`ArcSwap`).
+//!
+//! [`compile`] is offline (no DNS, no IdP) so that `portcullis validate` can run anywhere, and it
+//! reports every problem it finds, each located by its config path.
+
+use super::file::{ErrorDetail, FileConfig, ServerFile};
+use super::route_compile::compile_routes;
+use super::upstream_compile::{compile_rate_limits, compile_upstreams};
+use super::PathError;
+use crate::routing::RouteTable;
+use crate::upstream::Upstream;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub use super::route_compile::{Route, RouteAuth};
+pub use super::upstream_compile::RateLimitPolicy;
+
+/// Listener and process settings; changing these needs a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    pub listen: Vec<SocketAddr>,
+    pub tls: Option<TlsListener>,
+    pub threads: usize,
+    pub h2c: bool,
+    pub keepalive_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_header_size: usize,
+    pub shutdown_timeout: Duration,
+    pub pid_file: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsListener {
+    pub listen: Vec<SocketAddr>,
+    pub certificate: String,
+    pub private_key: String,
+    pub http2: bool,
+}
+
+/// One immutable configuration snapshot.
+pub struct RuntimeConfig {
+    pub server: ServerSettings,
+    pub admin_listen: Option<SocketAddr>,
+    pub routes: Vec<Route>,
+    pub route_table: RouteTable,
+    pub upstreams: Vec<Arc<Upstream>>,
+    /// Provider names, in the order route provider sets refer to them.
+    pub provider_names: Vec<String>,
+    pub rate_limits: Vec<RateLimitPolicy>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub error_detail: ErrorDetail,
+    /// Hash of the expanded file text.
+    pub content_hash: u64,
+    pub loaded_at: SystemTime,
+}
+
+impl RuntimeConfig {
+    /// A one-line summary, as printed by `validate`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} routes, {} upstreams, {} identity providers, {} rate-limit policies",
+            self.routes.len(),
+            self.upstreams.len(),
+            self.provider_names.len(),
+            self.rate_limits.len()
+        )
+    }
+}
+
+/// Compiles and validates a parsed file.
+pub fn compile(file: FileConfig, content_hash: u64) -> Result<RuntimeConfig, Vec<PathError>> {
+    let mut errors = Vec::new();
+    let server = compile_server(&file.server, &mut errors);
+    let admin_listen = file
+        .admin
+        .as_ref()
+        .and_then(|admin| parse_listen(&admin.listen, "admin.listen", &mut errors));
+    let upstreams = compile_upstreams(&file.upstreams, &mut errors);
+    let provider_names: Vec<String> = file.identity_providers.keys().cloned().collect();
+    for (name, provider) in &file.identity_providers {
+        validate_provider_shape(name, provider, &mut errors);
+    }
+    let rate_limits = compile_rate_limits(&file.rate_limits, &mut errors);
+    let trusted_proxies = file
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| parse_cidr(text, &format!("trusted_proxies[{i}]"), &mut errors))
+        .collect();
+    let (routes, route_table) = compile_routes(
+        &file,
+        &upstreams,
+        &provider_names,
+        &rate_limits,
+        &mut errors,
+    );
+    if errors.is_empty() {
+        Ok(RuntimeConfig {
+            server,
+            admin_listen,
+            routes,
+            route_table,
+            upstreams,
+            provider_names,
+            rate_limits,
+            trusted_proxies,
+            error_detail: file.defaults.error_detail.unwrap_or(ErrorDetail::Full),
+            content_hash,
+            loaded_at: SystemTime::now(),
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Checks that a provider names exactly one key source (the auth module compiles the rest).
+fn validate_provider_shape(
+    name: &str,
+    provider: &super::file::ProviderFile,
+    errors: &mut Vec<PathError>,
+) {
+    let path = format!("identity_providers.{name}");
+    let sources = [
+        provider.discovery.is_some(),
+        provider.jwks_uri.is_some(),
+        provider.jwks_file.is_some(),
+        provider.jwks_inline.is_some(),
+        provider.public_key_pem.is_some(),
+    ];
+    let count = sources.iter().filter(|s| **s).count();
+    if count != 1 {
+        errors.push(PathError::new(
+            path.clone(),
+            "give exactly one key source: `discovery`, `jwks_uri`, `jwks_file`, `jwks_inline` or `public_key_pem`",
+        ));
+    }
+    if provider.discovery.is_none() && provider.issuer.is_none() {
+        errors.push(PathError::new(
+            path,
+            "`issuer` is required unless `discovery` provides it",
+        ));
+    }
+}
+
+fn compile_server(file: &ServerFile, errors: &mut Vec<PathError>) -> ServerSettings {
+    let listen: Vec<SocketAddr> = file
+        .listen
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| parse_listen(text, &format!("server.listen[{i}]"), errors))
+        .collect();
+    let tls = file.tls.as_ref().map(|tls| {
+        let listen = tls
+            .listen
+            .to_vec()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, text)| parse_listen(text, &format!("server.tls.listen[{i}]"), errors))
+            .collect();
+        for (key, file_path) in [
+            ("certificate", &tls.certificate),
+            ("private_key", &tls.private_key),
+        ] {
+            check_pem_file(file_path, &format!("server.tls.{key}"), errors);
+        }
+        TlsListener {
+            listen,
+            certificate: tls.certificate.clone(),
+            private_key: tls.private_key.clone(),
+            http2: tls.http2.unwrap_or(true),
+        }
+    });
+    if listen.is_empty() && tls.as_ref().is_none_or(|t| t.listen.is_empty()) {
+        errors.push(PathError::new(
+            "server.listen",
+            "at least one listener is needed (`server.listen` or `server.tls.listen`)",
+        ));
+    }
+    let threads = file.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    if threads == 0 || threads > 1024 {
+        errors.push(PathError::new(
+            "server.threads",
+            "must be between 1 and 1024",
+        ));
+    }
+    let duration = |value: Option<super::units::ConfigDuration>, default: u64| {
+        value.map_or(Duration::from_secs(default), |d| d.0)
+    };
+    ServerSettings {
+        listen,
+        tls,
+        threads,
+        h2c: file.h2c.unwrap_or(true),
+        keepalive_timeout: duration(file.keepalive_timeout, 60),
+        read_timeout: duration(file.read_timeout, 60),
+        write_timeout: duration(file.write_timeout, 60),
+        max_header_size: file.max_header_size.map_or(64 * 1024, |s| s.0 as usize),
+        shutdown_timeout: duration(file.shutdown_timeout, 10),
+        pid_file: file
+            .pid_file
+            .clone()
+            .unwrap_or_else(|| "/run/portcullis/portcullis.pid".into()),
+    }
+}
+
+pub(super) fn parse_listen(
+    text: &str,
+    path: &str,
+    errors: &mut Vec<PathError>,
+) -> Option<SocketAddr> {
+    match text.parse() {
+        Ok(address) => Some(address),
+        Err(_) => {
+            errors.push(PathError::new(
+                path,
+                format!("`{text}` is not an `ip:port` listen address (e.g. `0.0.0.0:8080`)"),
+            ));
+            None
+        }
+    }
+}
+
+fn parse_cidr(text: &str, path: &str, errors: &mut Vec<PathError>) -> Option<ipnet::IpNet> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            errors.push(PathError::new(
+                path,
+                format!("`{text}` is not an IP address or CIDR"),
+            ))
+        })
+        .ok()
+}
+
+/// `validate` checks that TLS files exist and hold PEM data.
+fn check_pem_file(file_path: &str, path: &str, errors: &mut Vec<PathError>) {
+    match std::fs::read_to_string(file_path) {
+        Ok(text) if text.contains("-----BEGIN ") => {}
+        Ok(_) => errors.push(PathError::new(
+            path,
+            format!("`{file_path}` holds no PEM data"),
+        )),
+        Err(e) => errors.push(PathError::new(
+            path,
+            format!("cannot read `{file_path}`: {e}"),
+        )),
+    }
+}

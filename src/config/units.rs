@@ -1,0 +1,212 @@
+//! Human-friendly scalar units used across the configuration file: durations (`30s`, `5m`,
+//! `250ms`), byte sizes (`8KiB`, `1MiB`) and rates (`100/s`, `10000/day`).
+//!
+//! Each type deserializes from a string (or a bare integer where that is unambiguous), so a bad
+//! value is reported by the YAML parser with the file position of the offending scalar.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
+
+/// A duration written as `<number><unit>`: `ms`, `s`, `m`, `h`, `d`. A bare integer means seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConfigDuration(pub Duration);
+
+/// A byte size written as `<number>[unit]`: `B`, `KB`/`KiB`, `MB`/`MiB`, `GB`/`GiB` (binary and
+/// decimal prefixes are both accepted and both mean powers of 1024, as in nginx).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ByteSize(pub u64);
+
+/// A rate written as `<count>/<period>`: `s`, `min`, `hour`, `day`, `month` (30 days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateSpec {
+    /// How many requests are allowed per period.
+    pub count: u64,
+    /// The period the count refers to.
+    pub period: Duration,
+}
+
+/// Parses `30s`, `5m`, `250ms`, `1h`, `2d`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    if number.is_empty() {
+        return Err(format!(
+            "invalid duration `{text}`: expected a number followed by a unit (ms, s, m, h, d), e.g. `30s`"
+        ));
+    }
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration `{text}`: `{number}` is not a number"))?;
+    let unit_seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+        "h" | "hour" | "hours" => 3600.0,
+        "d" | "day" | "days" => 86400.0,
+        other => {
+            return Err(format!(
+                "invalid duration `{text}`: unknown unit `{other}` (use ms, s, m, h or d)"
+            ))
+        }
+    };
+    let seconds = value * unit_seconds;
+    if !seconds.is_finite() || seconds > 10.0 * 365.0 * 86400.0 {
+        return Err(format!("invalid duration `{text}`: out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Parses `512`, `8KiB`, `1MiB`, `2 MB`, `1GiB`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number.parse().map_err(|_| {
+        format!("invalid size `{text}`: expected a whole number with an optional unit, e.g. `1MiB`")
+    })?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "invalid size `{text}`: unknown unit `{other}` (use B, KiB, MiB or GiB)"
+            ))
+        }
+    };
+    value
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("invalid size `{text}`: out of range"))
+}
+
+/// Parses `100/s`, `60/min`, `1000/hour`, `10000/day`, `1000000/month`.
+pub fn parse_rate(text: &str) -> Result<RateSpec, String> {
+    let text = text.trim();
+    let Some((count, period)) = text.split_once('/') else {
+        return Err(format!(
+            "invalid rate `{text}`: expected `<count>/<period>`, e.g. `100/s` or `10000/day`"
+        ));
+    };
+    let count: u64 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid rate `{text}`: `{count}` is not a whole number"))?;
+    if count == 0 {
+        return Err(format!(
+            "invalid rate `{text}`: the count must be at least 1"
+        ));
+    }
+    let seconds = match period.trim() {
+        "s" | "sec" | "second" => 1,
+        "m" | "min" | "minute" => 60,
+        "h" | "hour" => 3600,
+        "d" | "day" => 86_400,
+        "month" => 30 * 86_400,
+        other => {
+            return Err(format!(
+                "invalid rate `{text}`: unknown period `{other}` (use s, min, hour, day or month)"
+            ))
+        }
+    };
+    Ok(RateSpec {
+        count,
+        period: Duration::from_secs(seconds),
+    })
+}
+
+/// Accepts a YAML string or an unsigned integer and hands its text to `parse`.
+struct TextOrNumber<F>(&'static str, F);
+
+impl<'de, T, F: Fn(&str) -> Result<T, String>> Visitor<'de> for TextOrNumber<F> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.1)(v).map_err(E::custom)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        (self.1)(&v.to_string()).map_err(E::custom)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        (self.1)(&v.to_string()).map_err(E::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextOrNumber("a duration such as `30s`", parse_duration))
+            .map(ConfigDuration)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextOrNumber("a size such as `1MiB`", parse_size))
+            .map(ByteSize)
+    }
+}
+
+impl<'de> Deserialize<'de> for RateSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextOrNumber("a rate such as `100/s`", parse_rate))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_durations_explain_themselves() {
+        assert!(parse_duration("5 fortnights")
+            .unwrap_err()
+            .contains("unknown unit"));
+        assert!(parse_duration("s")
+            .unwrap_err()
+            .contains("expected a number"));
+        assert!(parse_duration("1e99d").is_err());
+    }
+
+    #[test]
+    fn sizes_use_binary_multiples() {
+        assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
+        assert_eq!(parse_size("8KiB").unwrap(), 8192);
+        assert_eq!(parse_size("8 kb").unwrap(), 8192);
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn rates_parse_every_period() {
+        let r = parse_rate("100/s").unwrap();
+        assert_eq!((r.count, r.period), (100, Duration::from_secs(1)));
+        assert_eq!(parse_rate("10000/day").unwrap().period.as_secs(), 86_400);
+        assert_eq!(parse_rate("5/min").unwrap().period.as_secs(), 60);
+        assert_eq!(parse_rate("5/hour").unwrap().period.as_secs(), 3600);
+        assert_eq!(parse_rate("5/month").unwrap().period.as_secs(), 2_592_000);
+        assert!(parse_rate("0/s").is_err());
+        assert!(parse_rate("100").is_err());
+        assert!(parse_rate("100/fortnight").is_err());
+    }
+}

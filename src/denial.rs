@@ -1,0 +1,287 @@
+//! Every response the gateway produces itself, and the one place that maps them to HTTP.
+//!
+//! Each refusal is a [`Denial`] with a stable `reason` code. [`respond`] writes it as an
+//! `application/problem+json` body (RFC 9457) carrying the reason and the request id, with the
+//! headers the status needs (`Allow` for 405, `WWW-Authenticate` for 401/403, `Retry-After` for
+//! 429/503). No other module writes an error response.
+
+use crate::request_id::REQUEST_ID_HEADER;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+use std::borrow::Cow;
+
+/// Why the gateway answered instead of the upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// No route matches the host and path.
+    NoRoute,
+    /// A route matches the path but not the method; `allow` lists the methods that would match.
+    MethodNotAllowed { allow: String },
+    /// The path is not in normal form (dot segments, no leading slash): refused so that a path
+    /// like `/public/../admin` cannot reach an upstream under another route's rules.
+    PathNotNormalized,
+    /// The request head is larger than `server.max_header_size`.
+    HeadersTooLarge { limit: usize },
+    /// No token, or a token that failed verification (401), or the IdP has no keys yet (503).
+    Unauthenticated {
+        status: u16,
+        reason: &'static str,
+        description: String,
+        realm: String,
+        /// Whether a token was presented (RFC 6750: no `error` attribute when there was none).
+        token_presented: bool,
+    },
+    /// An authenticated caller who fails the route's rule.
+    Forbidden {
+        reason: &'static str,
+        description: String,
+        missing_scope: Option<String>,
+        realm: String,
+    },
+    /// The upstream refused, reset or closed the connection, or answered garbage.
+    UpstreamUnavailable { detail: String },
+    /// The upstream did not connect or answer in time.
+    UpstreamTimeout { detail: String },
+    /// No target of the upstream is usable.
+    NoHealthyTarget { upstream: String },
+}
+
+impl Denial {
+    pub fn status(&self) -> u16 {
+        match self {
+            Denial::NoRoute => 404,
+            Denial::MethodNotAllowed { .. } => 405,
+            Denial::PathNotNormalized => 400,
+            Denial::HeadersTooLarge { .. } => 431,
+            Denial::Unauthenticated { status, .. } => *status,
+            Denial::Forbidden { .. } => 403,
+            Denial::UpstreamUnavailable { .. } => 502,
+            Denial::UpstreamTimeout { .. } => 504,
+            Denial::NoHealthyTarget { .. } => 502,
+        }
+    }
+
+    /// The stable machine-readable reason code (also used in logs and metrics).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Denial::NoRoute => "no_route",
+            Denial::MethodNotAllowed { .. } => "method_not_allowed",
+            Denial::PathNotNormalized => "path_not_normalized",
+            Denial::HeadersTooLarge { .. } => "headers_too_large",
+            Denial::Unauthenticated { reason, .. } | Denial::Forbidden { reason, .. } => reason,
+            Denial::UpstreamUnavailable { .. } => "upstream_unavailable",
+            Denial::UpstreamTimeout { .. } => "upstream_timeout",
+            Denial::NoHealthyTarget { .. } => "no_healthy_target",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self.status() {
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            429 => "Too Many Requests",
+            431 => "Request Header Fields Too Large",
+            502 => "Bad Gateway",
+            503 => "Service Unavailable",
+            504 => "Gateway Timeout",
+            _ => "Error",
+        }
+    }
+
+    fn detail(&self) -> Cow<'_, str> {
+        match self {
+            Denial::NoRoute => "no route matches this host and path".into(),
+            Denial::MethodNotAllowed { allow } => format!("this path accepts only: {allow}").into(),
+            Denial::PathNotNormalized => {
+                "the path contains `.` or `..` segments or does not start with `/`".into()
+            }
+            Denial::HeadersTooLarge { limit } => {
+                format!("the request head exceeds {limit} bytes").into()
+            }
+            Denial::Unauthenticated { description, .. } | Denial::Forbidden { description, .. } => {
+                description.as_str().into()
+            }
+            Denial::UpstreamUnavailable { detail } | Denial::UpstreamTimeout { detail } => {
+                detail.as_str().into()
+            }
+            Denial::NoHealthyTarget { upstream } => {
+                format!("upstream `{upstream}` has no healthy target").into()
+            }
+        }
+    }
+
+    /// The problem+json body.
+    pub fn body(&self, request_id: &str) -> Bytes {
+        let body = serde_json::json!({
+            "type": format!("urn:portcullis:problem:{}", self.reason()),
+            "title": self.title(),
+            "status": self.status(),
+            "detail": self.detail(),
+            "reason": self.reason(),
+            "request_id": request_id,
+        });
+        Bytes::from(body.to_string())
+    }
+
+    /// The full response header: status, content type, request id and status-specific headers.
+    pub fn response_header(&self, request_id: &str, body_len: usize) -> Result<ResponseHeader> {
+        let mut header = ResponseHeader::build(self.status(), Some(6))?;
+        header.insert_header("content-type", "application/problem+json")?;
+        header.insert_header("content-length", body_len.to_string())?;
+        header.insert_header("cache-control", "no-store")?;
+        header.insert_header(REQUEST_ID_HEADER, request_id)?;
+        match self {
+            Denial::MethodNotAllowed { allow } => header.insert_header("allow", allow.as_str())?,
+            Denial::Unauthenticated {
+                status: 401,
+                reason,
+                description,
+                realm,
+                token_presented,
+            } => {
+                let value = if *token_presented {
+                    format!(
+                        "Bearer realm=\"{}\", error=\"invalid_token\", error_description=\"{}\"",
+                        quote_safe(realm),
+                        quote_safe(&format!("{reason}: {description}"))
+                    )
+                } else {
+                    format!("Bearer realm=\"{}\"", quote_safe(realm))
+                };
+                header.insert_header("www-authenticate", value)?;
+            }
+            Denial::Unauthenticated { status: 503, .. } => {
+                header.insert_header("retry-after", "5")?;
+            }
+            Denial::Forbidden {
+                missing_scope,
+                realm,
+                ..
+            } => {
+                let mut value = format!(
+                    "Bearer realm=\"{}\", error=\"insufficient_scope\"",
+                    quote_safe(realm)
+                );
+                if let Some(scope) = missing_scope {
+                    value.push_str(&format!(", scope=\"{}\"", quote_safe(scope)));
+                }
+                header.insert_header("www-authenticate", value)?;
+            }
+            _ => {}
+        }
+        Ok(header)
+    }
+}
+
+/// Characters allowed inside a quoted WWW-Authenticate parameter (RFC 6750 §3: printable ASCII
+/// except `"` and `\`); anything else is replaced.
+fn quote_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+/// Writes `denial` to the client. The connection is kept alive unless the request still has an
+/// unread body.
+pub async fn respond(session: &mut Session, denial: &Denial, request_id: &str) -> Result<()> {
+    let body = denial.body(request_id);
+    let header = denial.response_header(request_id, body.len())?;
+    if request_has_unread_body(session) {
+        session.set_keepalive(None);
+    }
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    let body = if session.req_header().method == http::Method::HEAD {
+        None
+    } else {
+        Some(body)
+    };
+    session.write_response_body(body, true).await?;
+    Ok(())
+}
+
+fn request_has_unread_body(session: &Session) -> bool {
+    let headers = &session.req_header().headers;
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > 0);
+    declared || headers.contains_key(http::header::TRANSFER_ENCODING)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_body_carries_reason_and_request_id() {
+        let denial = Denial::NoRoute;
+        let body: serde_json::Value = serde_json::from_slice(&denial.body("req-1")).unwrap();
+        assert_eq!(body["status"], 404);
+        assert_eq!(body["reason"], "no_route");
+        assert_eq!(body["request_id"], "req-1");
+        assert_eq!(body["type"], "urn:portcullis:problem:no_route");
+    }
+
+    #[test]
+    fn method_not_allowed_sets_allow() {
+        let denial = Denial::MethodNotAllowed {
+            allow: "GET, HEAD".into(),
+        };
+        let header = denial.response_header("r", 10).unwrap();
+        assert_eq!(header.status.as_u16(), 405);
+        assert_eq!(header.headers["allow"], "GET, HEAD");
+        assert_eq!(header.headers["content-type"], "application/problem+json");
+    }
+
+    #[test]
+    fn unauthenticated_follows_rfc_6750() {
+        let missing = Denial::Unauthenticated {
+            status: 401,
+            reason: "missing_token",
+            description: "no bearer token".into(),
+            realm: "acme".into(),
+            token_presented: false,
+        };
+        let header = missing.response_header("r", 1).unwrap();
+        assert_eq!(header.headers["www-authenticate"], "Bearer realm=\"acme\"");
+        let invalid = Denial::Unauthenticated {
+            status: 401,
+            reason: "expired",
+            description: "token \"expired\" 5s ago".into(),
+            realm: "acme".into(),
+            token_presented: true,
+        };
+        let value = invalid.response_header("r", 1).unwrap().headers["www-authenticate"].clone();
+        assert_eq!(
+            value,
+            "Bearer realm=\"acme\", error=\"invalid_token\", error_description=\"expired: token 'expired' 5s ago\""
+        );
+    }
+
+    #[test]
+    fn forbidden_names_missing_scope() {
+        let denial = Denial::Forbidden {
+            reason: "insufficient_scope",
+            description: "requires scope orders.read".into(),
+            missing_scope: Some("orders.read".into()),
+            realm: "acme".into(),
+        };
+        let header = denial.response_header("r", 1).unwrap();
+        assert_eq!(
+            header.headers["www-authenticate"],
+            "Bearer realm=\"acme\", error=\"insufficient_scope\", scope=\"orders.read\""
+        );
+    }
+}

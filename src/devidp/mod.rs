@@ -1,0 +1,1 @@
+//! Development identity provider (placeholder, being written).

@@ -1,0 +1,34 @@
+//! Portcullis: an identity-aware edge API gateway on Pingora.
+//!
+//! A request flows through these modules, in this order:
+//!
+//! | module | role |
+//! |---|---|
+//! | [`config`] | the YAML file (serde structs) compiled into an immutable, validated [`config::RuntimeConfig`] snapshot held in an `ArcSwap` |
+//! | [`request_id`] | the id every response and log line carries |
+//! | [`routing`] | request host/path/method → route (matchit, no per-request allocation) |
+//! | [`auth`] | token extraction, OIDC discovery, JWKS cache, signature and claim verification |
+//! | [`upstream`] | target pools: round robin, health checks, passive failure handling, TLS |
+//! | [`proxy`] | the one `ProxyHttp` implementation: calls one module per phase, holds no policy itself |
+//! | [`denial`] | every refusal the gateway produces and the single mapping to an HTTP response |
+//! | [`server`] | builds the Pingora server (listeners, TLS, h2c, background services) from a snapshot |
+//! | [`devidp`] | a development identity provider shaped like a Keycloak realm (demo, tests, benches) |
+//! | [`demo`] | `portcullis demo`: gateway + demo upstream + development IdP in one process |
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod auth;
+pub mod auth_phase;
+pub mod body_phase;
+pub mod config;
+pub mod demo;
+pub mod denial;
+pub mod devidp;
+pub mod forwarding;
+pub mod policy;
+pub mod proxy;
+pub mod request_id;
+pub mod routing;
+pub mod server;
+pub mod transform;
+pub mod upstream;

@@ -1,0 +1,129 @@
+//! `portcullis`: the command line. Each subcommand reads as a short script of start-up steps;
+//! the work lives in the library.
+
+use clap::{Parser, Subcommand};
+use portcullis::{config, server};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Identity-aware edge API gateway (Keycloak / OIDC) on Pingora"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        /// Configuration file.
+        #[arg(
+            short,
+            long,
+            env = "PORTCULLIS_CONFIG",
+            default_value = "/etc/portcullis/portcullis.yaml"
+        )]
+        config: String,
+        /// Take over the listening sockets of the running instance (after SIGQUIT to it).
+        #[arg(short, long)]
+        upgrade: bool,
+    },
+    /// Check a configuration file without starting anything (offline, like `nginx -t`).
+    Validate {
+        #[arg(
+            short,
+            long,
+            env = "PORTCULLIS_CONFIG",
+            default_value = "/etc/portcullis/portcullis.yaml"
+        )]
+        config: String,
+    },
+    /// Run a self-contained demo on 127.0.0.1: gateway, demo API and development identity provider.
+    Demo {
+        /// Gateway port.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Validate { config } => validate(&config),
+        Command::Run { config, upgrade } => {
+            let Some((control, signals)) = start_control_plane() else {
+                return ExitCode::FAILURE;
+            };
+            run(&config, upgrade, control, signals)
+        }
+        Command::Demo { port } => {
+            let Some((control, signals)) = start_control_plane() else {
+                return ExitCode::FAILURE;
+            };
+            portcullis::demo::run(port, control, signals)
+        }
+    }
+}
+
+/// The control-plane runtime and the signal handlers, first thing in the process.
+fn start_control_plane() -> Option<(tokio::runtime::Runtime, server::Signals)> {
+    match server::control_runtime() {
+        Ok(control) => {
+            let signals = server::install_signal_handlers(&control);
+            Some((control, signals))
+        }
+        Err(e) => {
+            eprintln!("portcullis: cannot start the control runtime: {e}");
+            None
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn validate(path: &str) -> ExitCode {
+    match config::load_file(path) {
+        Ok(runtime) => {
+            println!("{path}: ok ({})", runtime.summary());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{path}: {} error(s)", errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(
+    path: &str,
+    upgrade: bool,
+    control: tokio::runtime::Runtime,
+    signals: server::Signals,
+) -> ExitCode {
+    let runtime_config = match config::load_file(path) {
+        Ok(runtime_config) => runtime_config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(config = path, summary = %runtime_config.summary(), "starting");
+    let options = server::RunOptions {
+        config_path: Some(path.to_owned()),
+        upgrade,
+    };
+    server::run(runtime_config, options, control, signals)
+}

@@ -1,0 +1,143 @@
+//! Integration: `portcullis validate` accepts the product contract and reports every error in a
+//! bad file as `FILE:LINE:COLUMN: message`, with hints.
+
+mod common;
+
+use std::process::Command;
+
+/// Runs `portcullis validate` on `text` and returns (exit ok, stdout, stderr, file path).
+fn validate(text: &str) -> (bool, String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, text).unwrap();
+    let output = Command::new(common::binary())
+        .args(["validate", "-c"])
+        .arg(&path)
+        .env("KEYCLOAK_URL", "http://127.0.0.1:18080")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        path.display().to_string(),
+    )
+}
+
+const VALID_HEAD: &str = "server:\n  listen: [\"127.0.0.1:8080\"]\nupstreams:\n  orders:\n    targets: [\"127.0.0.1:9001\"]\n";
+
+#[test]
+fn the_product_contract_and_the_shipped_config_validate() {
+    for file in ["tests/fixtures/spec.yaml", "conf/portcullis.yaml"] {
+        let output = Command::new(common::binary())
+            .args(["validate", "-c", file])
+            .env("KEYCLOAK_URL", "http://127.0.0.1:18080")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.starts_with(&format!("{file}: ok (")), "{stdout}");
+        assert!(
+            stdout.contains("routes")
+                && stdout.contains("upstreams")
+                && stdout.contains("identity providers")
+        );
+    }
+}
+
+#[test]
+fn unknown_key_is_located_and_hinted() {
+    let (ok, _, stderr, path) = validate(&format!(
+        "{VALID_HEAD}routes:\n  - name: a\n    match: {{ path: /a }}\n    upstrem: orders\n    auth: none\n"
+    ));
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("{path}:9:5: routes[0]: unknown field `upstrem`")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `upstream`?"), "{stderr}");
+}
+
+#[test]
+fn wrong_type_and_bad_duration_are_located() {
+    let (ok, _, stderr, path) =
+        validate("server:\n  listen: [\"127.0.0.1:8080\"]\n  threads: many\n");
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("{path}:3:12: server.threads: invalid type")),
+        "{stderr}"
+    );
+
+    let (ok, _, stderr, path) = validate(&format!(
+        "{VALID_HEAD}    connect_timeout: 5 fortnights\nroutes: []\n"
+    ));
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("{path}:6:22: upstreams.orders.connect_timeout")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown unit `fortnights`"), "{stderr}");
+}
+
+#[test]
+fn semantic_errors_are_all_reported_with_positions() {
+    let (ok, _, stderr, path) = validate(&format!(
+        "{VALID_HEAD}routes:\n  - name: a\n    match: {{ path: /a }}\n    upstream: ordres\n    auth: none\n  - name: a\n    match: {{ path: /b }}\n    upstream: orders\n"
+    ));
+    assert!(!ok);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.contains(&format!("{path}:9:15: routes[0].upstream: unknown upstream `ordres`, did you mean `orders`?").as_str()),
+        "{stderr}"
+    );
+    assert!(
+        lines.contains(&format!("{path}:11:11: routes[1].name: duplicate route name `a`").as_str()),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{path}:11:5: routes[1]: route has no `auth`")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("3 error(s)"), "{stderr}");
+}
+
+#[test]
+fn broken_yaml_is_located() {
+    let (ok, _, stderr, path) = validate("server:\n  listen: [\"127.0.0.1:8080\"\nroutes: []\n");
+    assert!(!ok);
+    assert!(stderr.starts_with(&format!("{path}:")), "{stderr}");
+    let position: Vec<&str> = stderr.split(':').skip(1).take(2).collect();
+    assert!(
+        position.iter().all(|p| p.parse::<usize>().is_ok()),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unset_environment_variable_is_located() {
+    let (ok, _, stderr, path) = validate(&format!(
+        "{VALID_HEAD}identity_providers:\n  x:\n    issuer: \"${{NOT_SET_ANYWHERE}}/realms/x\"\n    jwks_uri: http://x/certs\nroutes: []\n"
+    ));
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "{path}:8:14: environment variable `NOT_SET_ANYWHERE` is not set"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_file_is_reported() {
+    let output = Command::new(common::binary())
+        .args(["validate", "-c", "/nonexistent/portcullis.yaml"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr)
+        .contains("/nonexistent/portcullis.yaml:1:1: cannot read"));
+}
