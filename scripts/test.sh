@@ -11,6 +11,7 @@ need_packages=()
 command -v cc >/dev/null 2>&1 || need_packages+=(build-essential)
 command -v cmake >/dev/null 2>&1 || need_packages+=(cmake)
 command -v pkg-config >/dev/null 2>&1 || need_packages+=(pkg-config)
+command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
 if ((${#need_packages[@]})); then
   log "installing ${need_packages[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -30,4 +31,4 @@ log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
 log "cargo test"
-cargo test --all-targets 2>&1 | tee target/test-output.log
+cargo test --all-targets --no-fail-fast 2>&1 | tee target/test-output.log

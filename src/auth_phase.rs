@@ -1,31 +1,122 @@
-//! The authentication step of `request_filter`: runs the route's auth policy and turns its
-//! outcome into either verified claims on the request context or a [`Denial`].
+//! The authentication and authorization step of `request_filter`: verifies the token the
+//! route asks for, evaluates the route's rule (and the rule of the request method), and turns
+//! the outcome into verified claims on the request context or a [`Denial`]. 401 is for
+//! authentication failures only; an authenticated caller who fails the rule gets 403.
 
+use crate::config::file::ErrorDetail;
 use crate::config::runtime::{Route, RouteAuth};
 use crate::config::RuntimeConfig;
 use crate::denial::Denial;
+use crate::metrics::metrics;
+use crate::oidc::AuthReason;
+use crate::policy::evaluate;
 use crate::proxy::RequestContext;
 use pingora::proxy::Session;
 
 /// `None` when the request may proceed.
 pub async fn authenticate(
-    _session: &mut Session,
-    _ctx: &mut RequestContext,
+    session: &mut Session,
+    ctx: &mut RequestContext,
     config: &RuntimeConfig,
     route: &Route,
 ) -> Option<Denial> {
-    match &route.auth {
-        RouteAuth::Anonymous => None,
-        RouteAuth::Verify { providers, .. } => Some(Denial::Unauthenticated {
+    let RouteAuth::Verify {
+        providers,
+        token_required,
+        require,
+        per_method,
+    } = &route.auth
+    else {
+        return None;
+    };
+    let Some(authenticator) = &config.authenticator else {
+        return Some(Denial::Unauthenticated {
             status: 503,
-            reason: "provider_unavailable",
-            description: "token verification is not available in this build".into(),
-            realm: providers
-                .first()
-                .and_then(|i| config.provider_names.get(*i))
-                .cloned()
-                .unwrap_or_default(),
+            reason: AuthReason::ProviderUnavailable.as_str(),
+            description: "identity providers are not started".into(),
+            realm: realm_of(config, providers, None),
             token_presented: false,
-        }),
+        });
+    };
+    let minimal = config.error_detail == ErrorDetail::Minimal;
+    let verified = match authenticator
+        .authenticate(session.req_header(), providers, *token_required)
+        .await
+    {
+        Ok(Some(verified)) => verified,
+        Ok(None) => {
+            ctx.auth_decision = "anonymous";
+            return None;
+        }
+        Err(failure) => {
+            let provider = failure.provider.as_deref().unwrap_or("");
+            metrics()
+                .auth_decisions
+                .with_label_values(&[provider, "denied", failure.reason.as_str()])
+                .inc();
+            ctx.auth_decision = "denied";
+            let status = if failure.is_unavailable() { 503 } else { 401 };
+            let description = if minimal && status == 401 {
+                "the access token is missing or invalid".to_owned()
+            } else {
+                failure.description
+            };
+            return Some(Denial::Unauthenticated {
+                status,
+                reason: failure.reason.as_str(),
+                description,
+                realm: realm_of(config, providers, failure.provider.as_deref()),
+                token_presented: failure.reason != AuthReason::MissingToken,
+            });
+        }
+    };
+    let provider_name = config.provider_names[verified.provider].as_str();
+    let method = session.req_header().method.as_str();
+    let rules = require.iter().chain(
+        per_method
+            .iter()
+            .filter(|(m, _)| m == method)
+            .map(|(_, rule)| rule),
+    );
+    for rule in rules {
+        if let Err(unmet) = evaluate(rule, &verified.claims) {
+            metrics()
+                .auth_decisions
+                .with_label_values(&[provider_name, "forbidden", "insufficient_scope"])
+                .inc();
+            ctx.auth_decision = "forbidden";
+            let description = if minimal {
+                "the access token does not grant access to this resource".to_owned()
+            } else {
+                format!("this route requires {}", unmet.requirement)
+            };
+            return Some(Denial::Forbidden {
+                reason: "insufficient_scope",
+                description,
+                missing_scope: unmet.missing_scope,
+                realm: realm_of(config, providers, Some(provider_name)),
+            });
+        }
     }
+    metrics()
+        .auth_decisions
+        .with_label_values(&[provider_name, "allowed", "ok"])
+        .inc();
+    ctx.auth_decision = "allowed";
+    ctx.claims = Some(verified.claims);
+    None
+}
+
+/// The `realm` of WWW-Authenticate: the token's provider, else the route's first provider.
+fn realm_of(config: &RuntimeConfig, providers: &[usize], provider: Option<&str>) -> String {
+    let by_name =
+        provider.and_then(|name| config.provider_settings.iter().find(|p| p.name == name));
+    by_name
+        .or_else(|| {
+            providers
+                .first()
+                .and_then(|i| config.provider_settings.get(*i))
+        })
+        .map(|p| p.realm.clone())
+        .unwrap_or_else(|| "portcullis".into())
 }

@@ -40,6 +40,11 @@ pub enum Denial {
         missing_scope: Option<String>,
         realm: String,
     },
+    /// A rate limit of the route is exhausted; the headers come from the rate limiter.
+    RateLimited {
+        policy: String,
+        headers: Vec<(&'static str, http::HeaderValue)>,
+    },
     /// The upstream refused, reset or closed the connection, or answered garbage.
     UpstreamUnavailable { detail: String },
     /// The upstream did not connect or answer in time.
@@ -57,6 +62,7 @@ impl Denial {
             Denial::HeadersTooLarge { .. } => 431,
             Denial::Unauthenticated { status, .. } => *status,
             Denial::Forbidden { .. } => 403,
+            Denial::RateLimited { .. } => 429,
             Denial::UpstreamUnavailable { .. } => 502,
             Denial::UpstreamTimeout { .. } => 504,
             Denial::NoHealthyTarget { .. } => 502,
@@ -71,6 +77,7 @@ impl Denial {
             Denial::PathNotNormalized => "path_not_normalized",
             Denial::HeadersTooLarge { .. } => "headers_too_large",
             Denial::Unauthenticated { reason, .. } | Denial::Forbidden { reason, .. } => reason,
+            Denial::RateLimited { .. } => "rate_limited",
             Denial::UpstreamUnavailable { .. } => "upstream_unavailable",
             Denial::UpstreamTimeout { .. } => "upstream_timeout",
             Denial::NoHealthyTarget { .. } => "no_healthy_target",
@@ -108,6 +115,9 @@ impl Denial {
             }
             Denial::UpstreamUnavailable { detail } | Denial::UpstreamTimeout { detail } => {
                 detail.as_str().into()
+            }
+            Denial::RateLimited { policy, .. } => {
+                format!("rate limit `{policy}` exceeded; retry after the Retry-After delay").into()
             }
             Denial::NoHealthyTarget { upstream } => {
                 format!("upstream `{upstream}` has no healthy target").into()
@@ -171,6 +181,11 @@ impl Denial {
                     value.push_str(&format!(", scope=\"{}\"", quote_safe(scope)));
                 }
                 header.insert_header("www-authenticate", value)?;
+            }
+            Denial::RateLimited { headers, .. } => {
+                for (name, value) in headers {
+                    header.insert_header(*name, value.clone())?;
+                }
             }
             _ => {}
         }

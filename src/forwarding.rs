@@ -55,6 +55,32 @@ pub fn peer_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
+/// The client's address for rate limiting: the socket peer, or — only when the peer is a
+/// trusted proxy — the right-most address of `X-Forwarded-For` that is not itself trusted.
+pub fn client_ip(session: &Session, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let peer = peer_ip(session)?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded = session
+        .req_header()
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| part.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !is_trusted(ip))
+            .unwrap_or(peer),
+    )
+}
+
 fn is_tls(session: &Session) -> bool {
     session
         .digest()
@@ -274,6 +300,9 @@ pub fn prepare_response(
     route_index: usize,
 ) -> Result<()> {
     response.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+    for (name, value) in &ctx.rate_limit_headers {
+        response.insert_header(*name, value.clone())?;
+    }
     response.remove_header("keep-alive");
     response.remove_header("proxy-connection");
     let route = &config.routes[route_index];

@@ -16,6 +16,7 @@
 //! | [`demo`] | `portcullis demo`: gateway + demo upstream + development IdP in one process |
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod admin;
 pub mod auth;
 pub mod auth_phase;
@@ -25,9 +26,14 @@ pub mod demo;
 pub mod denial;
 pub mod devidp;
 pub mod forwarding;
+pub mod metrics;
+pub mod oidc;
 pub mod policy;
 pub mod proxy;
+pub mod ratelimit;
+pub mod ratelimit_phase;
 pub mod request_id;
+pub mod request_log;
 pub mod routing;
 pub mod server;
 pub mod transform;

@@ -42,6 +42,16 @@ enum Command {
         )]
         config: String,
     },
+    /// Ask the running instance to reload its configuration (SIGHUP through its pid file).
+    Reload {
+        #[arg(
+            short,
+            long,
+            env = "PORTCULLIS_CONFIG",
+            default_value = "/etc/portcullis/portcullis.yaml"
+        )]
+        config: String,
+    },
     /// Run a self-contained demo on 127.0.0.1: gateway, demo API and development identity provider.
     Demo {
         /// Gateway port.
@@ -55,6 +65,7 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Validate { config } => validate(&config),
+        Command::Reload { config } => reload(&config),
         Command::Run { config, upgrade } => {
             let Some((control, signals)) = start_control_plane() else {
                 return ExitCode::FAILURE;
@@ -102,6 +113,27 @@ fn validate(path: &str) -> ExitCode {
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!("{path}: {} error(s)", errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn reload(path: &str) -> ExitCode {
+    let runtime_config = match config::load_file(path) {
+        Ok(runtime_config) => runtime_config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("not reloading: fix the file first");
+            return ExitCode::FAILURE;
+        }
+    };
+    match server::signal_reload(&runtime_config.server.pid_file) {
+        Ok(pid) => {
+            println!("sent SIGHUP to portcullis (pid {pid})");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("portcullis reload: {e}");
             ExitCode::FAILURE
         }
     }

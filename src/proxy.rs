@@ -6,6 +6,7 @@
 //! headers) → `response_filter` (response headers) → `fail_to_proxy` (upstream errors as
 //! problem+json).
 
+use crate::access_log::AccessLog;
 use crate::body_phase::{self, BodyBuffer};
 use crate::config::RuntimeConfig;
 use crate::denial::{self, Denial};
@@ -21,10 +22,12 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The gateway service: the current configuration snapshot, swapped atomically on reload.
 pub struct Gateway {
     pub config: Arc<ArcSwap<RuntimeConfig>>,
+    pub access_log: Arc<AccessLog>,
 }
 
 /// Per-request state carried across phases.
@@ -44,11 +47,21 @@ pub struct RequestContext {
     pub request_body: Option<BodyBuffer>,
     /// Set when the response body is being transformed.
     pub response_body: Option<BodyBuffer>,
+    pub started: Instant,
+    /// When the upstream target was chosen, and how long its response header took.
+    pub upstream_started: Option<Instant>,
+    pub upstream_elapsed: Option<Duration>,
+    /// `anonymous`, `allowed`, `denied`; with the reason code of a refusal.
+    pub auth_decision: &'static str,
+    /// `none`, `allowed`, `limited`.
+    pub rate_limit_decision: &'static str,
+    /// `RateLimit-Policy` / `RateLimit` for the response of an allowed request.
+    pub rate_limit_headers: Vec<(&'static str, http::HeaderValue)>,
 }
 
 impl Gateway {
-    pub fn new(config: Arc<ArcSwap<RuntimeConfig>>) -> Self {
-        Gateway { config }
+    pub fn new(config: Arc<ArcSwap<RuntimeConfig>>, access_log: Arc<AccessLog>) -> Self {
+        Gateway { config, access_log }
     }
 
     async fn deny(
@@ -78,6 +91,12 @@ impl ProxyHttp for Gateway {
             denial_reason: None,
             request_body: None,
             response_body: None,
+            started: Instant::now(),
+            upstream_started: None,
+            upstream_elapsed: None,
+            auth_decision: "anonymous",
+            rate_limit_decision: "none",
+            rate_limit_headers: Vec::new(),
         }
     }
 
@@ -125,6 +144,9 @@ impl ProxyHttp for Gateway {
         }
         let route = &config.routes[ctx.route.unwrap_or_default()];
         if let Some(denial) = crate::auth_phase::authenticate(session, ctx, &config, route).await {
+            return self.deny(session, ctx, denial).await;
+        }
+        if let Some(denial) = crate::ratelimit_phase::check(session, ctx, &config, route).await {
             return self.deny(session, ctx, denial).await;
         }
         if let Some(transform) = &route.request_json {
@@ -181,6 +203,7 @@ impl ProxyHttp for Gateway {
         };
         let peer = upstream.peer(&backend);
         ctx.backend = Some(backend);
+        ctx.upstream_started.get_or_insert_with(Instant::now);
         Ok(Box::new(peer))
     }
 
@@ -253,6 +276,7 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestContext,
     ) -> Result<()> {
+        ctx.upstream_elapsed = ctx.upstream_started.map(|started| started.elapsed());
         let (config, route) = snapshot_route(ctx)?;
         forwarding::prepare_response(session, upstream_response, ctx, &config, route)?;
         if let Some(transform) = &config.routes[route].response_json {
@@ -304,6 +328,11 @@ impl ProxyHttp for Gateway {
             );
         }
         Ok(None)
+    }
+
+    /// Runs once per request, after the response: metrics and the access log line.
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestContext) {
+        crate::request_log::record(session, ctx, &self.access_log);
     }
 
     /// Upstream failures become problem+json: 504 for timeouts, 502 otherwise.

@@ -27,6 +27,8 @@ pub struct GatewayHandle {
     pub config: Arc<ArcSwap<RuntimeConfig>>,
     pub control: tokio::runtime::Handle,
     pub config_path: Option<String>,
+    /// Serializes reloads (SIGHUP and `POST /reload` may race).
+    pub reload_lock: tokio::sync::Mutex<()>,
 }
 
 /// Starts the control-plane runtime that runs background work off the request path.
@@ -38,11 +40,52 @@ pub fn control_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Brings a freshly compiled snapshot to life: resolves upstreams, starts health checks.
-pub async fn activate(config: &RuntimeConfig, control: &tokio::runtime::Handle) {
+/// How long start-up and reload wait for identity providers' first key fetch.
+const INITIAL_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Brings a freshly compiled snapshot to life: resolves upstreams, starts health checks, starts
+/// the identity providers (reusing unchanged ones of `previous` with their keys and caches).
+pub async fn activate(
+    config: &mut RuntimeConfig,
+    previous: Option<&RuntimeConfig>,
+    control: &tokio::runtime::Handle,
+) -> Result<(), String> {
+    let previous_authenticator = previous.and_then(|p| p.authenticator.as_deref());
+    let authenticator = crate::oidc::Authenticator::new(
+        config.provider_settings.clone(),
+        config.token_sources.clone(),
+        control.clone(),
+        previous_authenticator,
+    )?;
+    authenticator
+        .start(INITIAL_FETCH_TIMEOUT, previous_authenticator)
+        .await;
+    config.authenticator = Some(Arc::new(authenticator));
+    let limiter = Arc::new(crate::ratelimit::RateLimiter::new(
+        &config.rate_limits,
+        config.redis.clone(),
+        previous.and_then(|p| p.rate_limiter.as_deref()),
+    ));
+    sweep_idle_keys(&limiter, control);
+    config.rate_limiter = Some(limiter);
     for upstream in &config.upstreams {
         upstream.start(control).await;
     }
+    Ok(())
+}
+
+/// Drops idle rate-limit keys every few seconds, until the limiter is replaced and dropped.
+fn sweep_idle_keys(limiter: &Arc<crate::ratelimit::RateLimiter>, control: &tokio::runtime::Handle) {
+    let weak = Arc::downgrade(limiter);
+    control.spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            match weak.upgrade() {
+                Some(limiter) => limiter.sweep(),
+                None => return,
+            }
+        }
+    });
 }
 
 /// Reads, compiles and activates the file again, then swaps it in. The old snapshot keeps
@@ -51,15 +94,28 @@ pub async fn reload(handle: &GatewayHandle) -> Result<(), String> {
     let Some(path) = &handle.config_path else {
         return Err("this instance runs a generated configuration; nothing to reload".into());
     };
-    let fresh = config::load_file(path).map_err(|errors| errors.to_string())?;
+    let _one_at_a_time = handle.reload_lock.lock().await;
+    let reloads = &crate::metrics::metrics().config_reloads;
+    let mut fresh = match config::load_file(path) {
+        Ok(fresh) => fresh,
+        Err(errors) => {
+            reloads.with_label_values(&["invalid"]).inc();
+            return Err(errors.to_string());
+        }
+    };
     let current = handle.config.load();
     if fresh.server != current.server || fresh.admin_listen != current.admin_listen {
         tracing::warn!(
             "listener, TLS or thread settings changed: they take effect after a restart"
         );
     }
-    activate(&fresh, &handle.control).await;
+    if let Err(e) = activate(&mut fresh, Some(&current), &handle.control).await {
+        reloads.with_label_values(&["invalid"]).inc();
+        return Err(e);
+    }
+    crate::metrics::record_active_config(fresh.content_hash, fresh.loaded_at);
     handle.config.store(Arc::new(fresh));
+    reloads.with_label_values(&["success"]).inc();
     Ok(())
 }
 
@@ -86,22 +142,38 @@ pub fn install_signal_handlers(control: &tokio::runtime::Runtime) -> Signals {
 
 /// Runs the gateway until it is told to stop. Never returns.
 pub fn run(
-    initial: RuntimeConfig,
+    mut initial: RuntimeConfig,
     options: RunOptions,
     control: tokio::runtime::Runtime,
     signals: Signals,
 ) -> ! {
+    if let Err(e) = control.block_on(activate(&mut initial, None, control.handle())) {
+        eprintln!("portcullis: {e}");
+        std::process::exit(1);
+    }
     let handle = Arc::new(GatewayHandle {
         config: Arc::new(ArcSwap::from_pointee(initial)),
         control: control.handle().clone(),
         config_path: options.config_path.clone(),
+        reload_lock: tokio::sync::Mutex::new(()),
     });
     if let Some(hangups) = signals.hangups {
         reload_on_sighup(&handle, hangups);
     }
-    control.block_on(activate(&handle.config.load(), &handle.control));
+    {
+        let active = handle.config.load();
+        crate::metrics::record_active_config(active.content_hash, active.loaded_at);
+        write_pid_file(&active.server.pid_file);
+    }
 
     let settings = handle.config.load().server.clone();
+    let access_log = match crate::access_log::AccessLog::start(&settings.access_log) {
+        Ok(log) => Arc::new(log),
+        Err(e) => {
+            eprintln!("portcullis: cannot open the access log: {e}");
+            std::process::exit(1);
+        }
+    };
     let conf = ServerConf {
         threads: settings.threads,
         grace_period_seconds: Some(0),
@@ -119,7 +191,7 @@ pub fn run(
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(handle.config.clone()),
+        Gateway::new(handle.config.clone(), access_log),
         "portcullis",
     );
     if let Some(app) = proxy.app_logic_mut() {
@@ -177,4 +249,36 @@ fn reload_on_sighup(handle: &Arc<GatewayHandle>, mut hangups: tokio::signal::uni
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
+}
+
+/// Writes the pid file that `portcullis reload` reads; a failure is logged, not fatal.
+fn write_pid_file(path: &str) {
+    let path = std::path::Path::new(path);
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+        tracing::warn!(pid_file = %path.display(), error = %e, "cannot write the pid file; `portcullis reload` will not find this instance");
+    }
+}
+
+/// `portcullis reload`: signals the instance whose pid file the configuration names.
+pub fn signal_reload(pid_file: &str) -> Result<u32, String> {
+    let text = std::fs::read_to_string(pid_file)
+        .map_err(|e| format!("cannot read the pid file {pid_file}: {e}"))?;
+    let pid: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("the pid file {pid_file} does not hold a process id"))?;
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .map_err(|e| format!("cannot run kill: {e}"))?;
+    if status.success() {
+        Ok(pid)
+    } else {
+        Err(format!(
+            "no running instance with pid {pid} (from {pid_file})"
+        ))
+    }
 }

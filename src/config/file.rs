@@ -35,7 +35,23 @@ pub struct FileConfig {
     #[serde(default)]
     pub defaults: DefaultsFile,
     #[serde(default)]
+    pub access_log: Option<AccessLogFile>,
+    #[serde(default)]
     pub routes: Vec<RouteFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogFile {
+    /// `stdout` (default), `off`, or a file path.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Replace the subject (`sub`) with `-` in log lines.
+    #[serde(default)]
+    pub redact_subject: Option<bool>,
+    /// Lines queued for the writer before new ones are dropped (default 16384).
+    #[serde(default)]
+    pub buffer_lines: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -30,6 +30,7 @@ pub struct ServerSettings {
     pub max_header_size: usize,
     pub shutdown_timeout: Duration,
     pub pid_file: String,
+    pub access_log: crate::access_log::AccessLogSettings,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +50,14 @@ pub struct RuntimeConfig {
     pub upstreams: Vec<Arc<Upstream>>,
     /// Provider names, in the order route provider sets refer to them.
     pub provider_names: Vec<String>,
+    pub provider_settings: Vec<crate::oidc::ProviderSettings>,
+    pub token_sources: crate::oidc::TokenSources,
+    /// The running providers; set when the snapshot is activated (never by `validate`).
+    pub authenticator: Option<Arc<crate::oidc::Authenticator>>,
     pub rate_limits: Vec<RateLimitPolicy>,
+    pub redis: Option<crate::ratelimit::RedisSettings>,
+    /// The running limiter; set when the snapshot is activated.
+    pub rate_limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub error_detail: ErrorDetail,
     /// Hash of the expanded file text.
@@ -73,17 +81,40 @@ impl RuntimeConfig {
 /// Compiles and validates a parsed file.
 pub fn compile(file: FileConfig, content_hash: u64) -> Result<RuntimeConfig, Vec<PathError>> {
     let mut errors = Vec::new();
-    let server = compile_server(&file.server, &mut errors);
+    let mut server = compile_server(&file.server, &mut errors);
+    if let Some(access_log) = &file.access_log {
+        use crate::access_log::{AccessLogSettings, AccessLogTarget};
+        server.access_log = AccessLogSettings {
+            target: match access_log.path.as_deref() {
+                None | Some("stdout") => AccessLogTarget::Stdout,
+                Some("off") => AccessLogTarget::Off,
+                Some(path) => AccessLogTarget::File(path.to_owned()),
+            },
+            redact_subject: access_log.redact_subject.unwrap_or(false),
+            buffer_lines: access_log.buffer_lines.unwrap_or(16_384),
+        };
+    }
     let admin_listen = file
         .admin
         .as_ref()
         .and_then(|admin| parse_listen(&admin.listen, "admin.listen", &mut errors));
     let upstreams = compile_upstreams(&file.upstreams, &mut errors);
     let provider_names: Vec<String> = file.identity_providers.keys().cloned().collect();
-    for (name, provider) in &file.identity_providers {
-        validate_provider_shape(name, provider, &mut errors);
-    }
+    let provider_settings: Vec<_> = file
+        .identity_providers
+        .iter()
+        .filter_map(|(name, provider)| {
+            crate::oidc::compile_provider(name, provider, &format!("identity_providers.{name}"))
+                .map_err(|problems| errors.extend(problems))
+                .ok()
+        })
+        .collect();
+    let token_sources = crate::oidc::compile_token_sources(&file.tokens, &mut errors);
     let rate_limits = compile_rate_limits(&file.rate_limits, &mut errors);
+    let redis = file
+        .redis
+        .as_ref()
+        .and_then(|redis| crate::ratelimit::compile_redis(redis, &mut errors));
     let trusted_proxies = file
         .trusted_proxies
         .iter()
@@ -105,7 +136,12 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<RuntimeConfig, Vec
             route_table,
             upstreams,
             provider_names,
+            provider_settings,
+            token_sources,
+            authenticator: None,
             rate_limits,
+            redis,
+            rate_limiter: None,
             trusted_proxies,
             error_detail: file.defaults.error_detail.unwrap_or(ErrorDetail::Full),
             content_hash,
@@ -113,35 +149,6 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<RuntimeConfig, Vec
         })
     } else {
         Err(errors)
-    }
-}
-
-/// Checks that a provider names exactly one key source (the auth module compiles the rest).
-fn validate_provider_shape(
-    name: &str,
-    provider: &super::file::ProviderFile,
-    errors: &mut Vec<PathError>,
-) {
-    let path = format!("identity_providers.{name}");
-    let sources = [
-        provider.discovery.is_some(),
-        provider.jwks_uri.is_some(),
-        provider.jwks_file.is_some(),
-        provider.jwks_inline.is_some(),
-        provider.public_key_pem.is_some(),
-    ];
-    let count = sources.iter().filter(|s| **s).count();
-    if count != 1 {
-        errors.push(PathError::new(
-            path.clone(),
-            "give exactly one key source: `discovery`, `jwks_uri`, `jwks_file`, `jwks_inline` or `public_key_pem`",
-        ));
-    }
-    if provider.discovery.is_none() && provider.issuer.is_none() {
-        errors.push(PathError::new(
-            path,
-            "`issuer` is required unless `discovery` provides it",
-        ));
     }
 }
 
@@ -205,6 +212,7 @@ fn compile_server(file: &ServerFile, errors: &mut Vec<PathError>) -> ServerSetti
             .pid_file
             .clone()
             .unwrap_or_else(|| "/run/portcullis/portcullis.pid".into()),
+        access_log: crate::access_log::AccessLogSettings::default(),
     }
 }
 

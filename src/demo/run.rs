@@ -1,24 +1,43 @@
 //! `portcullis demo`: everything on 127.0.0.1 in one process, no external service — the
-//! gateway, the demo orders API and the development identity provider — then ready-to-paste
-//! curl commands that show each feature.
+//! gateway, the demo orders API and the development identity provider (a Keycloak-shaped realm
+//! `demo`) — then ready-to-paste curl commands that show each feature with freshly minted
+//! tokens: an allowed call, a 401, a 403, a 429 and a transformed body.
 
 use super::upstream::DemoUpstream;
+use crate::devidp::DevIdp;
 use crate::{config, server};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// Demo tokens live for a working day.
+const TOKEN_LIFETIME_SECONDS: i64 = 8 * 3600;
+
 /// The generated demo configuration.
-fn demo_config(port: u16, admin_port: u16, upstream: std::net::SocketAddr) -> String {
+fn demo_config(port: u16, admin_port: u16, upstream: std::net::SocketAddr, idp: &DevIdp) -> String {
     format!(
         r#"
 server:
   listen: ["127.0.0.1:{port}"]
   threads: 2
+  pid_file: "{pid_file}"
 admin:
   listen: "127.0.0.1:{admin_port}"
+access_log: {{ path: off }}
+identity_providers:
+  demo:
+    discovery: "{discovery}"
+    audiences: ["orders-api"]
+    token_types: ["Bearer"]
 upstreams:
   orders:
     targets: ["{upstream}"]
+rate_limits:
+  per_client:
+    key: client_id
+    rate: 5/min
+    tiers:
+      - when: {{ realm_role: premium }}
+        rate: 1000/min
 routes:
   - name: status
     match: {{ path: /status, methods: [GET] }}
@@ -27,11 +46,30 @@ routes:
   - name: orders-read
     match: {{ path: "/orders/{{id}}", methods: [GET] }}
     upstream: orders
-    auth: none
+    auth:
+      providers: [demo]
+      require: {{ any: [ {{ realm_role: reader }}, {{ scope: orders.read }} ] }}
+    rate_limit: per_client
+    request:
+      set_headers: {{ X-User-Id: "{{claims.sub}}", X-Client-Id: "{{claims.azp}}" }}
+      remove_headers: [Authorization]
     response:
-      remove_headers: [Server]
       set_headers: {{ Cache-Control: no-store }}
-"#
+      json:
+        remove: ["/internal_cost", "/items/*/internal_cost"]
+        mask: {{ /card_number: 4 }}
+        unless: {{ group: /finance }}
+  - name: orders-write
+    match: {{ path: /orders, methods: [POST] }}
+    upstream: orders
+    auth:
+      providers: [demo]
+      require: {{ all: [ {{ realm_role: writer }}, {{ group: /engineering }} ] }}
+"#,
+        pid_file = std::env::temp_dir()
+            .join(format!("portcullis-demo-{port}.pid"))
+            .display(),
+        discovery = idp.discovery_url("demo"),
     )
 }
 
@@ -41,44 +79,88 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
+/// Tokens printed in the walkthrough.
+struct DemoTokens {
+    reader: String,
+    finance: String,
+    writer: String,
+    no_roles: String,
+}
+
+fn mint_tokens(idp: &DevIdp) -> Result<DemoTokens, String> {
+    let base = |user: &str| {
+        idp.token("demo")
+            .subject(&format!("{user}-0001"))
+            .username(user)
+            .expires_in(TOKEN_LIFETIME_SECONDS)
+    };
+    let mint = |builder: crate::devidp::TokenBuilder| builder.mint().map_err(|e| e.to_string());
+    Ok(DemoTokens {
+        reader: mint(
+            base("alice")
+                .client("web-app")
+                .realm_roles(&["reader"])
+                .groups(&["/sales"]),
+        )?,
+        finance: mint(
+            base("fiona")
+                .client("finance-app")
+                .realm_roles(&["reader"])
+                .groups(&["/finance"]),
+        )?,
+        writer: mint(
+            base("bob")
+                .client("backoffice")
+                .realm_roles(&["reader", "writer"])
+                .groups(&["/engineering/backend"]),
+        )?,
+        no_roles: mint(base("mallory").client("intruder").realm_roles(&[]))?,
+    })
+}
+
 /// Runs the demo until interrupted.
 pub fn run(port: u16, control: tokio::runtime::Runtime, signals: server::Signals) -> ExitCode {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        eprintln!("portcullis demo: {what}: {e}");
+        ExitCode::FAILURE
+    };
     let upstream = match DemoUpstream::start_in_background_thread("127.0.0.1:0", "demo-orders") {
         Ok(upstream) => upstream,
-        Err(e) => {
-            eprintln!("portcullis demo: cannot start the demo upstream: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail("cannot start the demo upstream", &e),
+    };
+    let idp = match DevIdp::start(&["demo"]) {
+        Ok(idp) => idp,
+        Err(e) => return fail("cannot start the development identity provider", &e),
     };
     let admin_port = match free_port() {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("portcullis demo: no free port for the admin listener: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail("no free port for the admin listener", &e),
     };
-    let text = demo_config(port, admin_port, upstream.addr());
+    let tokens = match mint_tokens(&idp) {
+        Ok(tokens) => tokens,
+        Err(e) => return fail("cannot mint demo tokens", &e),
+    };
+    let text = demo_config(port, admin_port, upstream.addr(), &idp);
     let runtime_config = match config::compile_text("<demo>", &text) {
         Ok(c) => c,
-        Err(errors) => {
-            eprintln!("portcullis demo: internal configuration error:\n{errors}");
-            return ExitCode::FAILURE;
-        }
+        Err(errors) => return fail("internal configuration error", &errors),
     };
     let base = format!("http://127.0.0.1:{port}");
+    let issuer = idp.issuer("demo");
     std::thread::spawn(move || {
         let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         for _ in 0..500 {
             if std::net::TcpStream::connect_timeout(&address, Duration::from_millis(50)).is_ok() {
-                print_walkthrough(&base, admin_port);
+                print_walkthrough(&base, admin_port, &issuer, &tokens);
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         eprintln!("portcullis demo: the gateway did not start listening on {address}");
     });
-    // Keep the demo upstream alive for the life of the process.
+    // The demo upstream and identity provider live as long as the process.
     std::mem::forget(upstream);
+    std::mem::forget(idp);
     let options = server::RunOptions {
         config_path: None,
         upgrade: false,
@@ -86,24 +168,43 @@ pub fn run(port: u16, control: tokio::runtime::Runtime, signals: server::Signals
     server::run(runtime_config, options, control, signals)
 }
 
-fn print_walkthrough(base: &str, admin_port: u16) {
+fn print_walkthrough(base: &str, admin_port: u16, issuer: &str, t: &DemoTokens) {
     println!(
         r#"
-Portcullis demo is running: gateway {base}, admin http://127.0.0.1:{admin_port}
+Portcullis demo is running.
+  gateway   {base}
+  admin     http://127.0.0.1:{admin_port}  (/metrics /healthz /readyz)
+  identity  {issuer}  (a development realm shaped like Keycloak)
 
-  # An anonymous route (auth: none):
-  curl -i {base}/status
+# 1. An anonymous route (auth: none):
+curl -i {base}/status
 
-  # An order through the gateway (the response loses its Server header):
-  curl -i {base}/orders/42
+# 2. Allowed: alice has the realm role `reader`. The upstream sees X-User-Id / X-Client-Id,
+#    and the body is transformed: internal_cost removed, card number masked.
+curl -i -H 'Authorization: Bearer {reader}' {base}/orders/42
 
-  # No route: a problem+json 404 with a request id
-  curl -i {base}/nowhere
+# 3. The same order for fiona of group /finance: the body is untouched (`unless: {{ group: /finance }}`).
+curl -s -H 'Authorization: Bearer {finance}' {base}/orders/42
 
-  # Health of the gateway:
-  curl -i http://127.0.0.1:{admin_port}/readyz
+# 4. 401: no token (WWW-Authenticate: Bearer realm="demo"), then a tampered one.
+curl -i {base}/orders/42
+curl -i -H 'Authorization: Bearer {reader}x' {base}/orders/42
+
+# 5. 403: mallory's token is valid but has no role that the route requires.
+curl -i -H 'Authorization: Bearer {no_roles}' {base}/orders/42
+
+# 6. 429: the `per_client` limit allows 5 requests a minute per client; the sixth is refused
+#    with Retry-After and RateLimit headers.
+for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{{http_code}}\n' -H 'Authorization: Bearer {reader}' {base}/orders/7; done
+
+# 7. Writes need realm role `writer` and group /engineering (subgroups count):
+curl -i -X POST -H 'Authorization: Bearer {writer}' -H 'Content-Type: application/json' -d '{{"item":"A-1","qty":2}}' {base}/orders
 
 Press Ctrl-C to stop.
-"#
+"#,
+        reader = t.reader,
+        finance = t.finance,
+        writer = t.writer,
+        no_roles = t.no_roles,
     );
 }

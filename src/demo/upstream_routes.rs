@@ -1,249 +1,367 @@
-//! The endpoints of [`super::upstream::DemoUpstream`]: the demo orders API and the `/_test/`
-//! endpoints that integration tests and benches use.
+//! The endpoints of [`DemoUpstream`](super::upstream::DemoUpstream), behind one dispatch point,
+//! [`respond`]: the demo orders API (`/status`, `/orders`, `/me`, `/reports/…`) and the
+//! `/_test/…` endpoints the integration tests and benches use. Bodies that do not depend on the
+//! request are built once; a request for an order copies one prebuilt prefix and suffix.
 
-use bytes::Bytes;
-use futures_util::StreamExt;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+pub(super) mod bodies;
+
+use bodies::{consume_request_body, ResponseBody};
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, LOCATION};
+use http::request::Parts;
+use http::{Method, StatusCode};
+use hyper::body::Incoming;
 use hyper::{Request, Response};
+use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::io::Write;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-pub type Body = BoxBody<Bytes, Infallible>;
+/// Echo returns the request body as text only below this size.
+const ECHO_TEXT_LIMIT: usize = 64 * 1024;
+/// The largest order `POST /orders` accepts.
+const ORDER_SIZE_LIMIT: usize = 1024 * 1024;
+/// The longest wait `/_test/slow/{ms}` grants.
+const SLOW_LIMIT_MS: u64 = 60_000;
 
-fn order(id: &str) -> String {
-    let id = serde_json::Value::String(id.to_owned());
-    format!(
-        r#"{{"id":{id},"owner":"Alice Example","status":"shipped","total":"129.90","currency":"EUR","internal_cost":"71.20","card_number":"4111111111111111","items":[{{"sku":"A-1","qty":2,"price":"39.95","internal_cost":"21.00"}},{{"sku":"B-7","qty":1,"price":"50.00","internal_cost":"29.20"}}]}}"#
-    )
+/// Everything about one upstream that its responses need, shared by all its connections.
+pub(crate) struct UpstreamState {
+    /// The `x-upstream` header value every response carries (checked once, at start).
+    name: HeaderValue,
+    /// The prebuilt `GET /status` body, which names this upstream.
+    status_body: Bytes,
+    /// Requests answered so far, for [`DemoUpstream::requests`](super::upstream::DemoUpstream::requests).
+    pub(crate) served: AtomicU64,
+    /// The id of the next order `POST /orders` creates.
+    next_order_id: AtomicU64,
 }
 
-/// About 10 KB of nested JSON, for transform tests and benches.
-pub fn ten_kb_document() -> String {
-    let items: Vec<serde_json::Value> = (0..40)
-        .map(|i| {
-            serde_json::json!({
-                "sku": format!("SKU-{i:04}"), "qty": i % 5 + 1, "price": format!("{}.99", i + 3),
-                "internal_cost": format!("{}.10", i + 1), "tags": ["a", "b"],
-                "supplier": { "name": "ACME", "contact": "orders@acme.example" }
-            })
+impl UpstreamState {
+    /// Fails when `name` cannot be a header value.
+    pub(crate) fn new(name: &str) -> std::io::Result<UpstreamState> {
+        let header = HeaderValue::from_str(name).map_err(|_| {
+            let message = format!("demo upstream name {name:?} is not a valid header value");
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, message)
+        })?;
+        let status_body = format!(r#"{{"status":"ok","upstream":{}}}"#, json_string(name));
+        Ok(UpstreamState {
+            name: header,
+            status_body: Bytes::from(status_body),
+            served: AtomicU64::new(0),
+            next_order_id: AtomicU64::new(1001),
         })
-        .collect();
-    serde_json::json!({
-        "id": "batch-1", "owner": "Alice Example", "internal_cost": "999.00",
-        "card_number": "4111111111111111", "items": items
-    })
-    .to_string()
+    }
 }
 
-fn full(body: impl Into<Bytes>) -> Body {
-    Full::new(body.into()).boxed()
+/// What a request asks for, borrowed from its path.
+enum Endpoint<'a> {
+    Status,
+    Order(&'a str),
+    CreateOrder,
+    Me,
+    Report,
+    Echo,
+    PatternBytes(&'a str),
+    PatternChunked(&'a str),
+    Upload,
+    StatusCode(&'a str),
+    Slow(&'a str),
+    Gzip,
+    Json,
+    NotFound,
 }
 
-fn response(status: u16, name: &str, content_type: &str, body: Body) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", content_type)
-        .header("x-upstream", name)
-        .body(body)
-        .unwrap_or_else(|_| Response::new(full("")))
-}
-
-fn json(status: u16, name: &str, body: impl Into<Bytes>) -> Response<Body> {
-    response(status, name, "application/json", full(body))
-}
-
-/// `length` bytes of the pattern 0, 1, … 255, 0, … produced 64 KiB at a time.
-fn pattern_stream(length: u64) -> Body {
-    let chunks = futures_util::stream::unfold(0u64, move |offset| async move {
-        if offset >= length {
-            return None;
+impl<'a> Endpoint<'a> {
+    fn of(method: &Method, path: &'a str) -> Endpoint<'a> {
+        if let Some(test_path) = path.strip_prefix("/_test/") {
+            return Endpoint::of_test(test_path);
         }
-        let size = (length - offset).min(64 * 1024);
-        let chunk: Vec<u8> = (0..size).map(|i| ((offset + i) % 256) as u8).collect();
-        Some((
-            Ok::<_, Infallible>(Frame::data(Bytes::from(chunk))),
-            offset + size,
-        ))
-    });
-    BodyExt::boxed(StreamBody::new(chunks))
+        let read = method == Method::GET || method == Method::HEAD;
+        let order_id = path
+            .strip_prefix("/orders/")
+            .filter(|id| !id.is_empty() && !id.contains('/'));
+        match (path, order_id) {
+            ("/status", _) if read => Endpoint::Status,
+            ("/orders", _) if method == Method::POST => Endpoint::CreateOrder,
+            ("/me", _) if read => Endpoint::Me,
+            (_, Some(id)) if read => Endpoint::Order(id),
+            ("/reports", _) if read => Endpoint::Report,
+            (_, _) if read && path.starts_with("/reports/") => Endpoint::Report,
+            _ => Endpoint::NotFound,
+        }
+    }
+
+    /// `/_test/…` endpoints answer any method.
+    fn of_test(test_path: &'a str) -> Endpoint<'a> {
+        match test_path.split_once('/') {
+            None if test_path == "echo" => Endpoint::Echo,
+            None if test_path == "upload" => Endpoint::Upload,
+            None if test_path == "gzip" => Endpoint::Gzip,
+            None if test_path == "json" => Endpoint::Json,
+            Some(("echo", _)) => Endpoint::Echo,
+            Some(("bytes", length)) => Endpoint::PatternBytes(length),
+            Some(("chunked", length)) => Endpoint::PatternChunked(length),
+            Some(("status", code)) => Endpoint::StatusCode(code),
+            Some(("slow", millis)) => Endpoint::Slow(millis),
+            _ => Endpoint::NotFound,
+        }
+    }
 }
 
 /// Answers one request.
-pub async fn respond(
+pub(crate) async fn respond(
     request: Request<Incoming>,
-    name: Arc<str>,
-) -> Result<Response<Body>, Infallible> {
-    let path = request.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let method = request.method().clone();
-    let reply = match (method.as_str(), segments.as_slice()) {
-        ("GET" | "HEAD", ["status"]) => json(
-            200,
-            &name,
-            format!(r#"{{"status":"ok","upstream":"{name}"}}"#),
+    state: Arc<UpstreamState>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    state.served.fetch_add(1, Ordering::Relaxed);
+    let (parts, body) = request.into_parts();
+    let json =
+        |status: StatusCode, body: Bytes| reply(&state, status, JSON, ResponseBody::complete(body));
+    let bad_request =
+        |what: &'static str| json(StatusCode::BAD_REQUEST, Bytes::from_static(what.as_bytes()));
+    let response = match Endpoint::of(&parts.method, parts.uri.path()) {
+        Endpoint::Status => json(StatusCode::OK, state.status_body.clone()),
+        Endpoint::Order(id) => json(StatusCode::OK, order_document(id)),
+        Endpoint::CreateOrder => create_order(&state, body).await,
+        Endpoint::Me => json(StatusCode::OK, Bytes::from_static(ME_DOCUMENT.as_bytes())),
+        Endpoint::Report => json(
+            StatusCode::OK,
+            Bytes::from_static(REPORT_DOCUMENT.as_bytes()),
         ),
-        ("GET" | "HEAD", ["orders", id]) => json(200, &name, order(id)),
-        ("POST", ["orders"]) => {
-            let body = request
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            match serde_json::from_slice::<serde_json::Value>(&body) {
-                Ok(mut created) => {
-                    if let Some(object) = created.as_object_mut() {
-                        object.insert("id".into(), "1001".into());
-                        object.insert("status".into(), "created".into());
-                    }
-                    json(201, &name, created.to_string())
-                }
-                Err(e) => json(
-                    400,
-                    &name,
-                    serde_json::json!({"error": format!("invalid JSON: {e}")}).to_string(),
-                ),
-            }
-        }
-        ("GET", ["me"]) => json(
-            200,
-            &name,
-            r#"{"profile":"the caller's identity arrives in headers set by the gateway"}"#,
-        ),
-        ("GET", ["reports", ..]) => json(200, &name, r#"{"report":"quarterly","rows":3}"#),
-        (_, ["_test", "echo", ..]) => echo(request, &name).await,
-        (_, ["_test", "bytes", n]) => match n.parse::<u64>() {
-            Ok(length) => {
-                let mut reply = response(
-                    200,
-                    &name,
-                    "application/octet-stream",
-                    pattern_stream(length),
-                );
-                reply
-                    .headers_mut()
-                    .insert(http::header::CONTENT_LENGTH, length.into());
-                reply
-            }
-            Err(_) => json(400, &name, r#"{"error":"bad length"}"#),
-        },
-        (_, ["_test", "chunked", n]) => match n.parse::<u64>() {
-            Ok(length) => response(
-                200,
-                &name,
-                "application/octet-stream",
-                pattern_stream(length),
-            ),
-            Err(_) => json(400, &name, r#"{"error":"bad length"}"#),
-        },
-        (_, ["_test", "upload"]) => {
-            let mut body = request.into_body();
-            let (mut received, mut checksum) = (0u64, 0u64);
-            while let Some(frame) = body.frame().await {
-                let Ok(frame) = frame else { break };
-                if let Some(data) = frame.data_ref() {
-                    received += data.len() as u64;
-                    checksum = data
-                        .iter()
-                        .fold(checksum, |sum, b| sum.wrapping_add(u64::from(*b)));
-                }
-            }
+        Endpoint::Echo => {
+            let consumed = consume_request_body(body, ECHO_TEXT_LIMIT).await;
             json(
-                200,
-                &name,
-                format!(r#"{{"received":{received},"checksum":{checksum}}}"#),
+                StatusCode::OK,
+                Bytes::from(echo_document(&parts, &consumed)),
             )
         }
-        (_, ["_test", "status", code]) => {
-            let code = code
-                .parse::<u16>()
-                .ok()
-                .filter(|c| (200..600).contains(c))
-                .unwrap_or(400);
-            if code == 204 || code == 304 {
-                response(code, &name, "application/json", full(""))
-            } else {
-                json(code, &name, format!(r#"{{"status":{code}}}"#))
+        Endpoint::PatternBytes(length) => pattern(&state, length, true),
+        Endpoint::PatternChunked(length) => pattern(&state, length, false),
+        Endpoint::Upload => {
+            let consumed = consume_request_body(body, 0).await;
+            if !consumed.complete {
+                return Ok(bad_request(r#"{"error":"the request body was cut short"}"#));
             }
+            let (received, checksum) = (consumed.length, consumed.checksum);
+            let document = format!(r#"{{"received":{received},"checksum":{checksum}}}"#);
+            json(StatusCode::OK, Bytes::from(document))
         }
-        (_, ["_test", "slow", ms]) => {
-            let millis = ms.parse::<u64>().unwrap_or(0).min(60_000);
-            tokio::time::sleep(Duration::from_millis(millis)).await;
-            json(200, &name, r#"{"slow":true}"#)
+        Endpoint::StatusCode(code) => match code.parse::<u16>().ok().filter(|code| *code >= 200) {
+            Some(code) => match StatusCode::from_u16(code) {
+                Ok(status)
+                    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED =>
+                {
+                    reply(&state, status, JSON, ResponseBody::empty())
+                }
+                Ok(status) => json(status, Bytes::from(format!(r#"{{"status":{code}}}"#))),
+                Err(_) => bad_request(r#"{"error":"the status must be 200..=999"}"#),
+            },
+            None => bad_request(r#"{"error":"the status must be 200..=999"}"#),
+        },
+        Endpoint::Slow(millis) => match millis.parse::<u64>() {
+            Ok(millis) => {
+                tokio::time::sleep(Duration::from_millis(millis.min(SLOW_LIMIT_MS))).await;
+                json(StatusCode::OK, Bytes::from_static(br#"{"slow":true}"#))
+            }
+            Err(_) => bad_request(r#"{"error":"the delay must be a number of milliseconds"}"#),
+        },
+        Endpoint::Gzip => {
+            let mut response = json(StatusCode::OK, gzip_document().clone());
+            response
+                .headers_mut()
+                .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            response
         }
-        (_, ["_test", "json"]) => {
-            let document = ten_kb_document();
-            // Sent as a stream of two chunks, without Content-Length.
-            let (first, second) = document.split_at(document.len() / 2);
-            let parts = vec![
-                Bytes::from(first.to_owned()),
-                Bytes::from(second.to_owned()),
-            ];
-            let stream =
-                futures_util::stream::iter(parts).map(|b| Ok::<_, Infallible>(Frame::data(b)));
-            response(
-                200,
-                &name,
-                "application/json",
-                BodyExt::boxed(StreamBody::new(stream)),
-            )
+        Endpoint::Json => {
+            // Two pieces, without Content-Length: the gateway must gather a chunked body.
+            let document = Bytes::from_static(ten_kb_document().as_bytes());
+            let middle = document.len() / 2;
+            let pieces = VecDeque::from([document.slice(..middle), document.slice(middle..)]);
+            reply(&state, StatusCode::OK, JSON, ResponseBody::Pieces(pieces))
         }
-        (_, ["_test", "gzip"]) => {
-            let mut encoder =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            let _ = encoder.write_all(order("gz").as_bytes());
-            let compressed = encoder.finish().unwrap_or_default();
-            let mut reply = json(200, &name, compressed);
-            reply.headers_mut().insert(
-                http::header::CONTENT_ENCODING,
-                http::HeaderValue::from_static("gzip"),
-            );
-            reply
-        }
-        _ => json(404, &name, r#"{"error":"not found"}"#),
+        Endpoint::NotFound => json(
+            StatusCode::NOT_FOUND,
+            Bytes::from_static(br#"{"error":"not found"}"#),
+        ),
     };
-    Ok(reply)
+    Ok(response)
 }
 
-/// Describes the request back: method, raw path and query, headers in order, body.
-async fn echo(request: Request<Incoming>, name: &str) -> Response<Body> {
-    let method = request.method().to_string();
-    let path = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let mut headers = serde_json::Map::new();
-    for (header, value) in request.headers() {
-        let entry = headers
-            .entry(header.as_str().to_owned())
-            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
-        if let serde_json::Value::Array(values) = entry {
-            values.push(
-                String::from_utf8_lossy(value.as_bytes())
-                    .into_owned()
-                    .into(),
-            );
+const JSON: &str = "application/json";
+const OCTET_STREAM: &str = "application/octet-stream";
+
+fn reply(
+    state: &UpstreamState,
+    status: StatusCode,
+    content_type: &'static str,
+    body: ResponseBody,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert("x-upstream", state.name.clone());
+    response
+}
+
+/// `/_test/bytes/{n}` (`announce_length`) and `/_test/chunked/{n}`: `n` pattern bytes, streamed.
+fn pattern(state: &UpstreamState, length: &str, announce_length: bool) -> Response<ResponseBody> {
+    match length.parse::<u64>() {
+        Ok(remaining) => {
+            let body = ResponseBody::Pattern {
+                remaining,
+                announce_length,
+            };
+            reply(state, StatusCode::OK, OCTET_STREAM, body)
+        }
+        Err(_) => {
+            let body =
+                ResponseBody::complete(&br#"{"error":"the length must be a number of bytes"}"#[..]);
+            reply(state, StatusCode::BAD_REQUEST, JSON, body)
         }
     }
-    let version = format!("{:?}", request.version());
-    let body = request
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let text = if body.len() < 64 * 1024 {
-        serde_json::Value::String(String::from_utf8_lossy(&body).into_owned())
-    } else {
-        serde_json::Value::Null
+}
+
+/// `POST /orders`: any JSON is accepted and answered as the created order.
+async fn create_order(state: &UpstreamState, body: Incoming) -> Response<ResponseBody> {
+    let consumed = consume_request_body(body, ORDER_SIZE_LIMIT).await;
+    let error = |status: StatusCode, message: String| {
+        let document = format!(r#"{{"error":{}}}"#, json_string(&message));
+        reply(state, status, JSON, ResponseBody::complete(document))
     };
-    let reply = serde_json::json!({
-        "method": method, "path": path, "version": version, "headers": headers,
-        "body_length": body.len(), "body": text,
-    });
-    json(200, name, reply.to_string())
+    if !consumed.fully_kept() {
+        let message = format!("an order may not exceed {ORDER_SIZE_LIMIT} bytes");
+        return error(StatusCode::PAYLOAD_TOO_LARGE, message);
+    }
+    let submitted = match serde_json::from_slice::<serde_json::Value>(&consumed.kept) {
+        Ok(submitted) => submitted,
+        Err(invalid) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {invalid}")),
+    };
+    let id = state
+        .next_order_id
+        .fetch_add(1, Ordering::Relaxed)
+        .to_string();
+    let created = match submitted {
+        serde_json::Value::Object(mut order) => {
+            order.insert("id".into(), id.clone().into());
+            order.insert("status".into(), "created".into());
+            serde_json::Value::Object(order)
+        }
+        other => serde_json::json!({ "id": id, "status": "created", "order": other }),
+    };
+    let mut response = reply(
+        state,
+        StatusCode::CREATED,
+        JSON,
+        ResponseBody::complete(created.to_string()),
+    );
+    if let Ok(location) = HeaderValue::from_str(&format!("/orders/{id}")) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    response
+}
+
+const ORDER_PREFIX: &str = r#"{"id":"#;
+const ORDER_SUFFIX: &str = concat!(
+    r#","owner":"Alice Example","status":"shipped","total":"129.90","currency":"EUR","#,
+    r#""internal_cost":"71.20","card_number":"4111111111111111","items":["#,
+    r#"{"sku":"A-1","qty":2,"price":"39.95","internal_cost":"21.00"},"#,
+    r#"{"sku":"B-7","qty":1,"price":"50.00","internal_cost":"29.20"}]}"#
+);
+const ME_DOCUMENT: &str = r#"{"subject":"demo-user","note":"the gateway forwards the caller's identity in request headers"}"#;
+const REPORT_DOCUMENT: &str = r#"{"report":"quarterly","currency":"EUR","rows":[{"quarter":"Q1","revenue":"10400.00"},{"quarter":"Q2","revenue":"11950.00"},{"quarter":"Q3","revenue":"12875.50"}]}"#;
+
+/// The order `GET /orders/{id}` returns: the id (as sent, a JSON string) between two constants.
+fn order_document(id: &str) -> Bytes {
+    let plain = id
+        .bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte));
+    let quoted_id = if plain {
+        format!("\"{id}\"")
+    } else {
+        json_string(id)
+    };
+    let mut document =
+        BytesMut::with_capacity(ORDER_PREFIX.len() + quoted_id.len() + ORDER_SUFFIX.len());
+    document.extend_from_slice(ORDER_PREFIX.as_bytes());
+    document.extend_from_slice(quoted_id.as_bytes());
+    document.extend_from_slice(ORDER_SUFFIX.as_bytes());
+    document.freeze()
+}
+
+/// `/_test/echo`: the request described back — method, raw path and query, version, headers
+/// (name → values, in the order received), body length, and the body as text when it is
+/// shorter than 64 KiB (otherwise `null`).
+fn echo_document(parts: &Parts, consumed: &bodies::ConsumedBody) -> String {
+    let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    let mut document = String::with_capacity(256 + consumed.kept.len());
+    document.push_str(r#"{"method":"#);
+    document.push_str(&json_string(parts.method.as_str()));
+    document.push_str(r#","path":"#);
+    document.push_str(&json_string(path));
+    document.push_str(&format!(r#","version":"{:?}","headers":{{"#, parts.version));
+    for (index, name) in parts.headers.keys().enumerate() {
+        if index > 0 {
+            document.push(',');
+        }
+        document.push_str(&json_string(name.as_str()));
+        document.push_str(":[");
+        for (position, value) in parts.headers.get_all(name).iter().enumerate() {
+            if position > 0 {
+                document.push(',');
+            }
+            document.push_str(&json_string(&String::from_utf8_lossy(value.as_bytes())));
+        }
+        document.push(']');
+    }
+    document.push_str(&format!(r#"}},"body_length":{},"body":"#, consumed.length));
+    if consumed.fully_kept() && consumed.kept.len() < ECHO_TEXT_LIMIT {
+        document.push_str(&json_string(&String::from_utf8_lossy(&consumed.kept)));
+    } else {
+        document.push_str("null");
+    }
+    document.push('}');
+    document
+}
+
+/// `text` as a quoted, escaped JSON string.
+fn json_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// About 10 KB of nested JSON (arrays of objects holding arrays), built once; `/_test/json`
+/// serves it and transform tests and benches use it as input.
+pub fn ten_kb_document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let items: Vec<serde_json::Value> = (0..58)
+            .map(|i| {
+                serde_json::json!({
+                    "sku": format!("SKU-{i:04}"), "qty": i % 5 + 1, "price": format!("{}.99", i + 3),
+                    "internal_cost": format!("{}.10", i + 1), "tags": ["demo", "bench", format!("t{}", i % 7)],
+                    "supplier": { "name": "ACME", "contact": "orders@acme.example", "ratings": [4, 5, 3] }
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "id": "batch-1", "owner": "Alice Example", "internal_cost": "999.00",
+            "card_number": "4111111111111111", "items": items
+        })
+        .to_string()
+    })
+}
+
+/// The order document, gzip-compressed once, for `/_test/gzip`.
+fn gzip_document() -> &'static Bytes {
+    static COMPRESSED: OnceLock<Bytes> = OnceLock::new();
+    COMPRESSED.get_or_init(|| {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        // Writing to a Vec cannot fail.
+        let compressed = encoder
+            .write_all(&order_document("gzip"))
+            .and_then(|()| encoder.finish());
+        Bytes::from(compressed.unwrap_or_default())
+    })
 }

@@ -192,3 +192,48 @@ pub async fn problem(response: reqwest::Response) -> serde_json::Value {
     assert_eq!(body["request_id"], request_id.as_str());
     body
 }
+
+/// A redis-server of the test's own on a free port; stopped on drop.
+pub struct RedisProcess {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisProcess {
+    /// Starts `redis-server` (Debian package `redis-server`; `scripts/test.sh` installs it).
+    pub fn start() -> RedisProcess {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is required for these tests: apt-get install redis-server (scripts/test.sh does it)");
+        let redis = RedisProcess { child, port };
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        assert!(
+            wait_until(Duration::from_secs(10), || TcpStream::connect_timeout(
+                &address,
+                Duration::from_millis(100)
+            )
+            .is_ok()),
+            "redis-server did not start"
+        );
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

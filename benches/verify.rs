@@ -1,0 +1,98 @@
+//! Criterion benches of token verification, as ratios within one run:
+//! - per algorithm, the full check with the cache off (split, decode, key lookup, signature,
+//!   claims) against the bare signature verification of the same crypto library on the same
+//!   token (target: at most 1.25x);
+//! - a verified-token cache hit (target: under 1 µs).
+//!
+//! Run: `cargo bench --bench verify`.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use portcullis::devidp::{DevIdp, SigningAlg};
+use portcullis::oidc::cache::TokenCache;
+use portcullis::oidc::keys::KeySet;
+use portcullis::oidc::verify::{check_claims, split, verify_signature, ClaimRules};
+use std::hint::black_box;
+use std::sync::Arc;
+
+fn algorithm(alg: SigningAlg) -> Algorithm {
+    match alg {
+        SigningAlg::RS256 => Algorithm::RS256,
+        SigningAlg::PS256 => Algorithm::PS256,
+        SigningAlg::ES256 => Algorithm::ES256,
+        SigningAlg::EdDSA => Algorithm::EdDSA,
+    }
+}
+
+fn verification(c: &mut Criterion) {
+    let idp = DevIdp::start(&["acme"]).expect("dev idp");
+    let jwks = idp.jwks_json("acme").expect("jwks");
+    let (keys, _) = KeySet::from_jwks(jwks.as_bytes()).expect("keys");
+    let rules = ClaimRules {
+        issuer: idp.issuer("acme"),
+        audiences: vec!["orders-api".into()],
+        authorized_parties: Vec::new(),
+        token_types: Some(vec!["Bearer".into()]),
+        clock_skew_seconds: 30,
+    };
+    let allowed = [
+        Algorithm::RS256,
+        Algorithm::PS256,
+        Algorithm::ES256,
+        Algorithm::EdDSA,
+    ];
+    let now = portcullis::oidc::provider::unix_now();
+    for alg in [
+        SigningAlg::RS256,
+        SigningAlg::PS256,
+        SigningAlg::ES256,
+        SigningAlg::EdDSA,
+    ] {
+        let token = idp
+            .token("acme")
+            .alg(alg)
+            .realm_roles(&["reader", "writer"])
+            .groups(&["/engineering/backend"])
+            .mint()
+            .expect("token");
+        let kid = idp.current_kid("acme", alg).expect("kid");
+        let jwk: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&jwks).expect("jwk set");
+        let raw_key = DecodingKey::from_jwk(jwk.find(&kid).expect("jwk")).expect("key");
+        let (message, signature) = token.rsplit_once('.').expect("parts");
+        let mut group = c.benchmark_group(format!("verify {}", alg.as_str()));
+        group.bench_function("bare signature (jsonwebtoken::crypto::verify)", |b| {
+            b.iter(|| {
+                let ok = jsonwebtoken::crypto::verify(
+                    signature,
+                    message.as_bytes(),
+                    &raw_key,
+                    algorithm(alg),
+                );
+                black_box(ok.expect("verify"))
+            })
+        });
+        group.bench_function("portcullis full check, cache off", |b| {
+            b.iter(|| {
+                let parts = split(black_box(&token)).expect("split");
+                verify_signature(&parts, &keys, &allowed).expect("signature");
+                check_claims(&parts.payload, &rules, now).expect("claims");
+                black_box(parts.payload)
+            })
+        });
+        group.finish();
+    }
+
+    let cache = TokenCache::new(10_000, 300);
+    let token = idp.token("acme").mint().expect("token");
+    let claims = Arc::new(split(&token).expect("split").payload);
+    cache.insert(cache.hash(&token), &token, claims, None, now + 300, now);
+    c.bench_function("verified-token cache hit", |b| {
+        b.iter(|| {
+            let hash = cache.hash(black_box(&token));
+            black_box(cache.get(hash, &token, now).expect("hit"))
+        })
+    });
+}
+
+criterion_group!(benches, verification);
+criterion_main!(benches);

@@ -1,0 +1,160 @@
+//! Fetching discovery documents and JWKS over HTTP: a timeout on every call, a response size
+//! limit, certificate verification for https (with an optional private CA), and the
+//! `Cache-Control: max-age` of the answer.
+
+use std::time::Duration;
+
+/// An HTTP fetcher for one provider.
+#[derive(Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    timeout: Duration,
+    max_size: usize,
+}
+
+/// A fetched document.
+pub struct Fetched {
+    pub body: Vec<u8>,
+    pub max_age: Option<Duration>,
+}
+
+impl Fetcher {
+    pub fn new(
+        timeout: Duration,
+        max_size: usize,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Fetcher, String> {
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca_pem {
+            let certificate = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| format!("invalid CA certificate: {e}"))?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Fetcher {
+            client,
+            timeout,
+            max_size,
+        })
+    }
+
+    /// GETs `url`, expecting 200 and at most `max_size` bytes.
+    pub async fn get(&self, url: &str) -> Result<Fetched, String> {
+        let request = self.client.get(url).header("accept", "application/json");
+        let mut response = tokio::time::timeout(self.timeout, request.send())
+            .await
+            .map_err(|_| format!("{url}: no answer within {:?}", self.timeout))?
+            .map_err(|e| format!("{url}: {}", describe(&e)))?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(format!("{url}: HTTP {}", response.status()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len as usize > self.max_size)
+        {
+            return Err(format!(
+                "{url}: response larger than {} bytes",
+                self.max_size
+            ));
+        }
+        let max_age = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_max_age);
+        let mut body = Vec::new();
+        loop {
+            let chunk = tokio::time::timeout(self.timeout, response.chunk())
+                .await
+                .map_err(|_| format!("{url}: body not received within {:?}", self.timeout))?
+                .map_err(|e| format!("{url}: {}", describe(&e)))?;
+            let Some(chunk) = chunk else { break };
+            if body.len() + chunk.len() > self.max_size {
+                return Err(format!(
+                    "{url}: response larger than {} bytes",
+                    self.max_size
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched { body, max_age })
+    }
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_connect() {
+        "connection failed".into()
+    } else if error.is_timeout() {
+        "timed out".into()
+    } else {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(inner) = source {
+            text.push_str(&format!(": {inner}"));
+            source = inner.source();
+        }
+        text
+    }
+}
+
+/// `max-age=N` of a Cache-Control value (`no-store`/`no-cache` give zero).
+pub fn parse_max_age(value: &str) -> Option<Duration> {
+    let mut result = None;
+    for directive in value.split(',').map(str::trim) {
+        if directive.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("no-cache")
+        {
+            return Some(Duration::ZERO);
+        }
+        if let Some(seconds) = directive.strip_prefix("max-age=") {
+            result = seconds
+                .trim_matches('"')
+                .parse()
+                .ok()
+                .map(Duration::from_secs);
+        }
+    }
+    result
+}
+
+/// Whether a URL points at this machine (plain http is tolerated there without a warning).
+pub fn is_loopback(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .is_some_and(|host| {
+            host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+                || host == "[::1]"
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age() {
+        assert_eq!(
+            parse_max_age("public, max-age=300"),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(parse_max_age("no-cache"), Some(Duration::ZERO));
+        assert_eq!(parse_max_age("public"), None);
+    }
+
+    #[test]
+    fn loopback() {
+        assert!(is_loopback("http://127.0.0.1:8080/x"));
+        assert!(is_loopback("http://localhost/x"));
+        assert!(!is_loopback("http://keycloak.internal/x"));
+    }
+}

@@ -1,0 +1,284 @@
+//! Immutable verification key sets built from a JWKS document or PEM public keys.
+//!
+//! Entries that cannot verify signatures — `use: enc` (Keycloak publishes an RSA-OAEP key),
+//! unknown `kty`, unknown `alg`, bad parameters — are skipped and reported, never failing the
+//! set. Each key carries the algorithms it may verify: its own `alg` when the JWK names one,
+//! else its family's (RSA: RS*/PS*; EC by curve; OKP Ed25519: EdDSA). A token's algorithm must
+//! be one of them, so an RSA public key can never be used as an HMAC secret.
+
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::Value;
+
+/// One usable key.
+pub struct VerificationKey {
+    pub kid: Option<String>,
+    pub key: DecodingKey,
+    pub algorithms: Vec<Algorithm>,
+}
+
+/// A provider's keys at one point in time.
+#[derive(Default)]
+pub struct KeySet {
+    pub keys: Vec<VerificationKey>,
+}
+
+/// Why an entry was skipped, for a log line.
+pub type SkippedEntry = String;
+
+const RSA_ALGORITHMS: [Algorithm; 6] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
+impl KeySet {
+    /// Parses a JWKS document, keeping every usable signing key.
+    pub fn from_jwks(document: &[u8]) -> Result<(KeySet, Vec<SkippedEntry>), String> {
+        let value: Value = serde_json::from_slice(document)
+            .map_err(|e| format!("the JWKS is not valid JSON: {e}"))?;
+        let entries = value
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or("the JWKS has no `keys` array")?;
+        let mut set = KeySet::default();
+        let mut skipped = Vec::new();
+        for entry in entries {
+            let kid = entry.get("kid").and_then(Value::as_str).map(str::to_owned);
+            let label = kid.clone().unwrap_or_else(|| "(no kid)".into());
+            match parse_entry(entry) {
+                Ok(key) => set.keys.push(VerificationKey {
+                    kid,
+                    key: key.0,
+                    algorithms: key.1,
+                }),
+                Err(reason) => skipped.push(format!("key {label}: {reason}")),
+            }
+        }
+        Ok((set, skipped))
+    }
+
+    /// PEM public keys (RSA, EC or Ed25519), or an HMAC secret.
+    pub fn from_pem(pem: &str) -> Result<KeySet, String> {
+        let bytes = pem.as_bytes();
+        type Parser = fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>;
+        let attempts: [(Parser, Vec<Algorithm>); 3] = [
+            (DecodingKey::from_rsa_pem, RSA_ALGORITHMS.to_vec()),
+            (
+                DecodingKey::from_ec_pem,
+                vec![Algorithm::ES256, Algorithm::ES384],
+            ),
+            (DecodingKey::from_ed_pem, vec![Algorithm::EdDSA]),
+        ];
+        for (parse, algorithms) in attempts {
+            if let Ok(key) = parse(bytes) {
+                return Ok(KeySet {
+                    keys: vec![VerificationKey {
+                        kid: None,
+                        key,
+                        algorithms,
+                    }],
+                });
+            }
+        }
+        Err("the PEM holds no RSA, EC or Ed25519 public key".into())
+    }
+
+    /// An HMAC key for HS256/384/512 (only with an explicitly configured shared secret).
+    pub fn add_shared_secret(&mut self, secret: &[u8]) {
+        if let Ok(key) = DecodingKey::from_secret(secret) {
+            self.keys.push(VerificationKey {
+                kid: None,
+                key,
+                algorithms: vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
+            });
+        }
+    }
+
+    /// The key for a token: by `kid` when it has one; without `kid`, the only key able to
+    /// verify `algorithm`, if exactly one is.
+    pub fn find(&self, kid: Option<&str>, algorithm: Algorithm) -> KeyLookup<'_> {
+        match kid {
+            Some(kid) => match self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)) {
+                Some(key) if key.algorithms.contains(&algorithm) => KeyLookup::Found(key),
+                Some(_) => KeyLookup::AlgorithmMismatch,
+                None => {
+                    // Keys without kid (PEM, shared secret) still verify tokens that name one.
+                    let mut anonymous = self
+                        .keys
+                        .iter()
+                        .filter(|k| k.kid.is_none() && k.algorithms.contains(&algorithm));
+                    match (anonymous.next(), anonymous.next()) {
+                        (Some(key), None) => KeyLookup::Found(key),
+                        _ => KeyLookup::UnknownKid,
+                    }
+                }
+            },
+            None => {
+                let mut candidates = self
+                    .keys
+                    .iter()
+                    .filter(|k| k.algorithms.contains(&algorithm));
+                match (candidates.next(), candidates.next()) {
+                    (Some(key), None) => KeyLookup::Found(key),
+                    (None, _) => KeyLookup::AlgorithmMismatch,
+                    (Some(_), Some(_)) => KeyLookup::UnknownKid,
+                }
+            }
+        }
+    }
+
+    pub fn contains_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.keys.iter().map(|k| (&k.kid, &k.algorithms)))
+            .finish()
+    }
+}
+
+/// The outcome of [`KeySet::find`].
+pub enum KeyLookup<'a> {
+    Found(&'a VerificationKey),
+    UnknownKid,
+    /// The key exists but may not verify this algorithm (alg/kty confusion).
+    AlgorithmMismatch,
+}
+
+fn parse_entry(entry: &Value) -> Result<(DecodingKey, Vec<Algorithm>), String> {
+    match entry.get("use").and_then(Value::as_str) {
+        None | Some("sig") => {}
+        Some(other) => return Err(format!("`use: {other}` is not a signing key")),
+    }
+    let kty = entry.get("kty").and_then(Value::as_str).unwrap_or_default();
+    let family: Vec<Algorithm> = match kty {
+        "RSA" => RSA_ALGORITHMS.to_vec(),
+        "EC" => match entry.get("crv").and_then(Value::as_str) {
+            Some("P-256") => vec![Algorithm::ES256],
+            Some("P-384") => vec![Algorithm::ES384],
+            other => return Err(format!("unsupported EC curve {other:?}")),
+        },
+        "OKP" => match entry.get("crv").and_then(Value::as_str) {
+            Some("Ed25519") => vec![Algorithm::EdDSA],
+            other => return Err(format!("unsupported OKP curve {other:?}")),
+        },
+        "oct" => return Err("symmetric keys are never taken from a JWKS".into()),
+        other => return Err(format!("unknown kty `{other}`")),
+    };
+    let algorithms = match entry.get("alg").and_then(Value::as_str) {
+        None => family,
+        Some(alg) => {
+            let algorithm: Algorithm = alg
+                .parse()
+                .map_err(|_| format!("unknown or non-signing alg `{alg}`"))?;
+            if !family.contains(&algorithm) {
+                return Err(format!("alg `{alg}` does not fit kty `{kty}`"));
+            }
+            vec![algorithm]
+        }
+    };
+    let jwk: Jwk =
+        serde_json::from_value(entry.clone()).map_err(|e| format!("bad parameters: {e}"))?;
+    let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("bad key: {e}"))?;
+    Ok((key, algorithms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RSA_N: &str = "u1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0_IzW7yWR7QkrmBL7jTKEn5u-qKhbwKfBstIs-bMY2Zkp18gnTxKLxoS2tFczGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW_VDL5AaWTg0nLVkjRo9z-40RQzuVaE8AkAFmxZzow3x-VJYKdjykkJ0iT9wCS0DRTXu269V264Vf_3jvredZiKRkgwlL9xNAwxXFg0x_XFw005UWVRIkdgcKWTjpBP2dPwVZ4WWC-9aGVd-Gyn1o0CLelf4rEjGoXbAAEgAqeGUxrcIlbjXfbcmw";
+
+    fn jwks(entries: serde_json::Value) -> Vec<u8> {
+        serde_json::json!({ "keys": entries })
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn keycloak_jwks_keeps_the_signing_key_and_skips_the_enc_key() {
+        let document = jwks(serde_json::json!([
+            { "kid": "sig-1", "kty": "RSA", "alg": "RS256", "use": "sig", "n": RSA_N, "e": "AQAB" },
+            { "kid": "enc-1", "kty": "RSA", "alg": "RSA-OAEP", "use": "enc", "n": RSA_N, "e": "AQAB" },
+        ]));
+        let (set, skipped) = KeySet::from_jwks(&document).unwrap();
+        assert_eq!(set.len(), 1);
+        assert!(set.contains_kid("sig-1"));
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].contains("enc-1") && skipped[0].contains("use: enc"));
+    }
+
+    #[test]
+    fn junk_entries_are_skipped_not_fatal() {
+        let document = jwks(serde_json::json!([
+            { "kid": "a", "kty": "XYZ" },
+            { "kid": "b", "kty": "RSA", "alg": "HS256", "n": RSA_N, "e": "AQAB" },
+            { "kid": "c", "kty": "RSA", "n": 42 },
+            { "kid": "d", "kty": "oct", "k": "c2VjcmV0" },
+            { "kid": "e", "kty": "EC", "crv": "P-521", "x": "", "y": "" },
+            { "kid": "ok", "kty": "RSA", "n": RSA_N, "e": "AQAB" },
+        ]));
+        let (set, skipped) = KeySet::from_jwks(&document).unwrap();
+        assert_eq!(set.len(), 1);
+        assert_eq!(skipped.len(), 5);
+        let KeyLookup::Found(key) = set.find(Some("ok"), Algorithm::PS256) else {
+            panic!()
+        };
+        assert_eq!(key.algorithms.len(), 6);
+    }
+
+    #[test]
+    fn malformed_documents_are_errors() {
+        assert!(KeySet::from_jwks(b"not json")
+            .unwrap_err()
+            .contains("not valid JSON"));
+        assert!(KeySet::from_jwks(b"{}").unwrap_err().contains("no `keys`"));
+    }
+
+    #[test]
+    fn algorithm_must_fit_the_key() {
+        let document = jwks(serde_json::json!([
+            { "kid": "r", "kty": "RSA", "alg": "RS256", "n": RSA_N, "e": "AQAB" }
+        ]));
+        let (set, _) = KeySet::from_jwks(&document).unwrap();
+        assert!(matches!(
+            set.find(Some("r"), Algorithm::RS256),
+            KeyLookup::Found(_)
+        ));
+        assert!(matches!(
+            set.find(Some("r"), Algorithm::HS256),
+            KeyLookup::AlgorithmMismatch
+        ));
+        assert!(matches!(
+            set.find(Some("r"), Algorithm::PS256),
+            KeyLookup::AlgorithmMismatch
+        ));
+        assert!(matches!(
+            set.find(Some("zz"), Algorithm::RS256),
+            KeyLookup::UnknownKid
+        ));
+        assert!(matches!(
+            set.find(None, Algorithm::RS256),
+            KeyLookup::Found(_)
+        ));
+        assert!(matches!(
+            set.find(None, Algorithm::ES256),
+            KeyLookup::AlgorithmMismatch
+        ));
+    }
+}

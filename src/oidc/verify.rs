@@ -1,0 +1,252 @@
+//! Pure token verification: split and decode, signature against a key set, then the claims
+//! (`exp` required, `nbf`, `iat`, issuer, audience, authorized party, `typ`). No I/O, and the
+//! clock is a parameter, so every rule is tested deterministically.
+
+use super::failure::{AuthFailure, AuthReason};
+use super::keys::{KeyLookup, KeySet};
+use base64::Engine;
+use jsonwebtoken::{Algorithm, Header};
+use serde_json::Value;
+
+/// A token split into its parts; the payload is decoded (not yet trusted).
+pub struct TokenParts<'a> {
+    pub header: Header,
+    pub payload: Value,
+    signing_input: &'a str,
+    signature: &'a str,
+}
+
+/// Splits `token` and decodes header and payload. `alg: none` is refused here.
+pub fn split(token: &str) -> Result<TokenParts<'_>, AuthFailure> {
+    let malformed = |why: &str| {
+        AuthFailure::new(
+            AuthReason::Malformed,
+            format!("the token is not a valid JWT: {why}"),
+        )
+    };
+    let (signing_input, signature) = token
+        .rsplit_once('.')
+        .ok_or_else(|| malformed("expected three dot-separated parts"))?;
+    let (_, payload_b64) = signing_input
+        .split_once('.')
+        .ok_or_else(|| malformed("expected three dot-separated parts"))?;
+    if payload_b64.contains('.') || signature.is_empty() {
+        return Err(malformed(
+            "expected three dot-separated parts with a signature",
+        ));
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|e| {
+        if e.to_string().to_ascii_lowercase().contains("none") {
+            AuthFailure::new(
+                AuthReason::AlgorithmNotAllowed,
+                "unsigned tokens (`alg: none`) are never accepted",
+            )
+        } else {
+            malformed("its header cannot be decoded")
+        }
+    })?;
+    let payload_bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload_b64.trim_end_matches('='))
+        .map_err(|_| malformed("its payload is not base64url"))?;
+    let payload: Value =
+        serde_json::from_slice(&payload_bytes).map_err(|_| malformed("its payload is not JSON"))?;
+    if !payload.is_object() {
+        return Err(malformed("its payload is not a JSON object"));
+    }
+    Ok(TokenParts {
+        header,
+        payload,
+        signing_input,
+        signature,
+    })
+}
+
+/// Verifies the signature with the matching key; returns the kid used.
+pub fn verify_signature(
+    parts: &TokenParts<'_>,
+    keys: &KeySet,
+    allowed: &[Algorithm],
+) -> Result<(), AuthFailure> {
+    let algorithm = parts.header.alg;
+    if !allowed.contains(&algorithm) {
+        return Err(AuthFailure::new(
+            AuthReason::AlgorithmNotAllowed,
+            format!(
+                "algorithm {algorithm:?} is not allowed for this provider (allowed: {allowed:?})"
+            ),
+        ));
+    }
+    let key = match keys.find(parts.header.kid.as_deref(), algorithm) {
+        KeyLookup::Found(key) => key,
+        KeyLookup::AlgorithmMismatch => {
+            return Err(AuthFailure::new(
+                AuthReason::AlgorithmNotAllowed,
+                format!("the token's algorithm {algorithm:?} does not match its signing key"),
+            ))
+        }
+        KeyLookup::UnknownKid => {
+            return Err(AuthFailure::new(
+                AuthReason::UnknownKid,
+                match &parts.header.kid {
+                    Some(kid) => format!("no key `{kid}` in the provider's key set"),
+                    None => "the token has no `kid` and the provider has several keys".into(),
+                },
+            ))
+        }
+    };
+    match jsonwebtoken::crypto::verify(
+        parts.signature,
+        parts.signing_input.as_bytes(),
+        &key.key,
+        algorithm,
+    ) {
+        Ok(true) => Ok(()),
+        _ => Err(AuthFailure::new(
+            AuthReason::BadSignature,
+            "the signature does not verify",
+        )),
+    }
+}
+
+/// The claim checks of one provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRules {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub authorized_parties: Vec<String>,
+    pub token_types: Option<Vec<String>>,
+    pub clock_skew_seconds: u64,
+}
+
+fn number(payload: &Value, name: &str) -> Option<f64> {
+    payload.get(name).and_then(Value::as_f64)
+}
+
+/// Checks the registered claims against `rules` at Unix time `now`.
+pub fn check_claims(payload: &Value, rules: &ClaimRules, now: u64) -> Result<(), AuthFailure> {
+    let skew = rules.clock_skew_seconds as f64;
+    let now = now as f64;
+    let exp = number(payload, "exp").ok_or_else(|| {
+        AuthFailure::new(
+            AuthReason::Malformed,
+            "the token has no numeric `exp` claim",
+        )
+    })?;
+    if exp + skew <= now {
+        return Err(AuthFailure::new(
+            AuthReason::Expired,
+            format!("the token expired {}s ago", (now - exp) as u64),
+        ));
+    }
+    if let Some(nbf) = number(payload, "nbf") {
+        if nbf > now + skew {
+            return Err(AuthFailure::new(
+                AuthReason::NotYetValid,
+                format!("the token is not valid for another {}s", (nbf - now) as u64),
+            ));
+        }
+    }
+    if let Some(iat) = number(payload, "iat") {
+        if iat > now + skew {
+            return Err(AuthFailure::new(
+                AuthReason::IssuedInFuture,
+                format!(
+                    "the token was issued {}s in the future (check the clocks)",
+                    (iat - now) as u64
+                ),
+            ));
+        }
+    }
+    if payload.get("iss").and_then(Value::as_str) != Some(rules.issuer.as_str()) {
+        return Err(AuthFailure::new(
+            AuthReason::UnknownIssuer,
+            format!("the token's issuer is not `{}`", rules.issuer),
+        ));
+    }
+    check_audience(payload, &rules.audiences)?;
+    if !rules.authorized_parties.is_empty() {
+        let azp = payload
+            .get("azp")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !rules.authorized_parties.iter().any(|p| p == azp) {
+            return Err(AuthFailure::new(
+                AuthReason::UnauthorizedParty,
+                format!("client `{azp}` (azp) is not among the authorized parties"),
+            ));
+        }
+    }
+    if let Some(types) = &rules.token_types {
+        let typ = payload.get("typ").and_then(Value::as_str);
+        if !typ.is_some_and(|t| types.iter().any(|allowed| allowed.eq_ignore_ascii_case(t))) {
+            return Err(AuthFailure::new(
+                AuthReason::WrongTokenType,
+                format!("token type {} is not accepted (expected {}); ID and refresh tokens are not access tokens", typ.map_or("(none)".into(), |t| format!("`{t}`")), types.join(" or ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_audience(payload: &Value, audiences: &[String]) -> Result<(), AuthFailure> {
+    if audiences.is_empty() {
+        return Ok(());
+    }
+    let token_audiences: Vec<&str> = match payload.get("aud") {
+        Some(Value::String(one)) => vec![one.as_str()],
+        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if token_audiences
+        .iter()
+        .any(|aud| audiences.iter().any(|a| a == aud))
+    {
+        return Ok(());
+    }
+    let wanted = audiences.join("` or `");
+    let description = if token_audiences.is_empty() {
+        format!("the token has no `aud`; expected `{wanted}`: add an Audience mapper for client `{}` in Keycloak", audiences[0])
+    } else if token_audiences == ["account"] {
+        format!(
+            "the token's audience is only `account` (Keycloak's default); expected `{wanted}`: add an Audience mapper for client `{}` in Keycloak",
+            audiences[0]
+        )
+    } else {
+        format!(
+            "the token's audience ({}) does not include `{wanted}`",
+            token_audiences.join(", ")
+        )
+    };
+    Err(AuthFailure::new(AuthReason::AudienceMismatch, description))
+}
+
+/// For a token whose issuer matches no provider: what is near about it.
+pub fn issuer_hint(token_issuer: &str, expected: &str) -> Option<String> {
+    if token_issuer.trim_end_matches('/') == expected.trim_end_matches('/') {
+        return Some("differs only in a trailing slash".into());
+    }
+    let (Ok(got), Ok(want)) = (
+        reqwest::Url::parse(token_issuer),
+        reqwest::Url::parse(expected),
+    ) else {
+        return None;
+    };
+    let same_path = got.path().trim_end_matches('/') == want.path().trim_end_matches('/');
+    if !same_path {
+        return None;
+    }
+    let scheme = got.scheme() != want.scheme();
+    let host = got.host_str() != want.host_str();
+    let port = got.port_or_known_default() != want.port_or_known_default();
+    match (scheme, host, port) {
+        (true, false, _) => Some(format!("differs only in the scheme ({} vs {})", got.scheme(), want.scheme())),
+        (false, true, false) => Some(format!(
+            "differs only in the host ({} vs {}): Keycloak builds the issuer from the Host it was called with; set its `hostname` option",
+            got.host_str().unwrap_or_default(),
+            want.host_str().unwrap_or_default()
+        )),
+        (false, false, true) => Some("differs only in the port".into()),
+        (false, true, true) => Some("differs in host and port".into()),
+        _ => None,
+    }
+}

@@ -1,0 +1,181 @@
+//! Which bucket a request counts against: the key built from the policy's key parts, and the rate
+//! picked by its tiers.
+//!
+//! **Key format.** Parts are written in the policy's order, separated by `|`; inside a value `\`
+//! and `|` are escaped as `\\` and `\|`, and bytes that are not UTF-8 (header values) as `\xHH`,
+//! so two different part lists never produce the same key. Claim values may be strings, numbers
+//! or booleans.
+//!
+//! **Fallback.** When a part's source is missing — no verified token (anonymous route), a
+//! missing or empty claim or header, a claim that is an object or array — the *whole* key falls
+//! back to the client address, written `|ip:<address>`. A leading `|` never starts a regular key,
+//! so a fallback key cannot collide with one. (Counting such requests together under one shared
+//! "unknown" key instead would let one client exhaust every anonymous caller's budget.)
+//! `client_ip` is the address the caller resolved: the socket peer, or X-Forwarded-For /
+//! Forwarded when the peer is in `trusted_proxies` (see [`crate::forwarding`]).
+
+use crate::config::units::RateSpec;
+use crate::config::upstream_compile::{RateKeyPart, RateLimitPolicy};
+use crate::policy::evaluate::client_id;
+use crate::policy::holds;
+use serde_json::Value;
+use std::fmt::Write;
+use std::net::IpAddr;
+
+/// Where the key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// Every configured part was present.
+    Configured,
+    /// Part number `missing_part` was missing, so the key is the client address.
+    ClientIpFallback { missing_part: usize },
+}
+
+/// Writes the key of `policy` for this request into `out` (cleared first; reuse the buffer).
+pub fn rate_key(
+    policy: &RateLimitPolicy,
+    claims: Option<&Value>,
+    headers: &http::HeaderMap,
+    client_ip: IpAddr,
+    out: &mut String,
+) -> KeySource {
+    out.clear();
+    for (index, part) in policy.key.iter().enumerate() {
+        if index > 0 {
+            out.push('|');
+        }
+        let present = match part {
+            RateKeyPart::ClientIp => {
+                let _ = write!(out, "{client_ip}");
+                true
+            }
+            RateKeyPart::ClientId => push_str(out, claims.and_then(client_id)),
+            RateKeyPart::Subject => push_str(
+                out,
+                claims.and_then(|c| c.get("sub")).and_then(Value::as_str),
+            ),
+            RateKeyPart::Claim(path) => push_claim(out, claims.and_then(|c| claim_at(c, path))),
+            RateKeyPart::Header(name) => push_bytes(out, headers.get(name).map(|v| v.as_bytes())),
+        };
+        if !present {
+            out.clear();
+            let _ = write!(out, "|ip:{client_ip}");
+            return KeySource::ClientIpFallback {
+                missing_part: index,
+            };
+        }
+    }
+    KeySource::Configured
+}
+
+/// The rate a request gets: a tier's, or the policy's base rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierChoice {
+    /// Index into `policy.tiers`; `None` for the base rate.
+    pub index: Option<usize>,
+    pub rate: RateSpec,
+    pub burst: u64,
+}
+
+/// The first tier whose rule holds on the verified claims, else the base rate (always the base
+/// rate without a token).
+pub fn choose_tier(policy: &RateLimitPolicy, claims: Option<&Value>) -> TierChoice {
+    if let Some(claims) = claims {
+        for (index, (rule, rate, burst)) in policy.tiers.iter().enumerate() {
+            if holds(rule, claims) {
+                return TierChoice {
+                    index: Some(index),
+                    rate: *rate,
+                    burst: *burst,
+                };
+            }
+        }
+    }
+    TierChoice {
+        index: None,
+        rate: policy.rate,
+        burst: policy.burst,
+    }
+}
+
+/// The rate of tier `index` (`None` or out of range: the base rate).
+pub fn tier_rate(policy: &RateLimitPolicy, index: Option<usize>) -> TierChoice {
+    match index.and_then(|i| policy.tiers.get(i).map(|t| (i, t))) {
+        Some((i, (_, rate, burst))) => TierChoice {
+            index: Some(i),
+            rate: *rate,
+            burst: *burst,
+        },
+        None => TierChoice {
+            index: None,
+            rate: policy.rate,
+            burst: policy.burst,
+        },
+    }
+}
+
+fn claim_at<'a>(claims: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter()
+        .try_fold(claims, |value, segment| value.get(segment.as_str()))
+}
+
+fn push_str(out: &mut String, value: Option<&str>) -> bool {
+    match value {
+        Some(text) if !text.is_empty() => {
+            push_escaped(out, text);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn push_claim(out: &mut String, value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::String(text)) => push_str(out, Some(text)),
+        Some(Value::Number(number)) => {
+            let _ = write!(out, "{number}");
+            true
+        }
+        Some(Value::Bool(flag)) => {
+            out.push_str(if *flag { "true" } else { "false" });
+            true
+        }
+        _ => false,
+    }
+}
+
+fn push_bytes(out: &mut String, value: Option<&[u8]>) -> bool {
+    match value {
+        Some(bytes) if !bytes.is_empty() => {
+            match std::str::from_utf8(bytes) {
+                Ok(text) => push_escaped(out, text),
+                Err(_) => {
+                    for &byte in bytes {
+                        if byte.is_ascii() {
+                            push_escaped_char(out, byte as char);
+                        } else {
+                            let _ = write!(out, "\\x{byte:02x}");
+                        }
+                    }
+                }
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+fn push_escaped(out: &mut String, text: &str) {
+    if !text.contains(['\\', '|']) {
+        out.push_str(text);
+        return;
+    }
+    text.chars().for_each(|c| push_escaped_char(out, c));
+}
+
+fn push_escaped_char(out: &mut String, c: char) {
+    if c == '\\' || c == '|' {
+        out.push('\\');
+    }
+    out.push(c);
+}

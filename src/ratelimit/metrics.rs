@@ -1,0 +1,99 @@
+//! Prometheus metrics of the limiter, in the default registry, registered on first use.
+//!
+//! - `portcullis_ratelimit_decisions_total{policy,tier,result}`: `tier` is `base` or `tier<N>`
+//!   (index in the policy's `tiers`), `result` is `allowed` or `limited`.
+//! - `portcullis_redis_errors_total{kind}`: `timeout`, `connection`, `server`, `reply`, or
+//!   `unavailable` (skipped while the breaker is open).
+//! - `portcullis_redis_call_duration_seconds`: every Redis round trip, errors included.
+//!
+//! A name already taken in the registry is logged, never a panic: the metric then still counts,
+//! unexported.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
+use std::sync::LazyLock;
+
+static DECISIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let counter = IntCounterVec::new(
+        Opts::new(
+            "portcullis_ratelimit_decisions_total",
+            "Rate-limit decisions by policy, tier and result",
+        ),
+        &["policy", "tier", "result"],
+    )
+    .expect("static metric definition");
+    register(Box::new(counter.clone()));
+    counter
+});
+
+static REDIS_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let counter = IntCounterVec::new(
+        Opts::new(
+            "portcullis_redis_errors_total",
+            "Failed rate-limit calls to Redis, by kind",
+        ),
+        &["kind"],
+    )
+    .expect("static metric definition");
+    register(Box::new(counter.clone()));
+    counter
+});
+
+static REDIS_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
+    let histogram = Histogram::with_opts(
+        HistogramOpts::new(
+            "portcullis_redis_call_duration_seconds",
+            "Duration of rate-limit calls to Redis",
+        )
+        .buckets(vec![
+            0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
+        ]),
+    )
+    .expect("static metric definition");
+    register(Box::new(histogram.clone()));
+    histogram
+});
+
+fn register(collector: Box<dyn prometheus::core::Collector>) {
+    if let Err(error) = prometheus::register(collector) {
+        tracing::warn!(%error, "rate-limit metric not registered");
+    }
+}
+
+/// The counters of one policy, resolved once so that a check only does an atomic add.
+#[derive(Debug, Clone)]
+pub struct PolicyCounters {
+    /// `[allowed, limited]` for the base rate, then for each tier.
+    by_tier: Vec<[IntCounter; 2]>,
+}
+
+impl PolicyCounters {
+    pub fn new(policy: &str, tiers: usize) -> Self {
+        let by_tier = (0..=tiers)
+            .map(|index| {
+                let tier = if index == 0 {
+                    "base".to_owned()
+                } else {
+                    format!("tier{}", index - 1)
+                };
+                ["allowed", "limited"].map(|r| DECISIONS.with_label_values(&[policy, &tier, r]))
+            })
+            .collect();
+        PolicyCounters { by_tier }
+    }
+
+    #[inline]
+    pub fn record(&self, tier: Option<usize>, allowed: bool) {
+        let row = tier.map_or(0, |t| t + 1).min(self.by_tier.len() - 1);
+        self.by_tier[row][usize::from(!allowed)].inc();
+    }
+}
+
+/// Counts a failed Redis call.
+pub fn redis_error(kind: &'static str) {
+    REDIS_ERRORS.with_label_values(&[kind]).inc();
+}
+
+/// Records the duration of one Redis call.
+pub fn redis_call(seconds: f64) {
+    REDIS_DURATION.observe(seconds);
+}
