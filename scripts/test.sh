@@ -12,6 +12,8 @@ command -v cc >/dev/null 2>&1 || need_packages+=(build-essential)
 command -v cmake >/dev/null 2>&1 || need_packages+=(cmake)
 command -v pkg-config >/dev/null 2>&1 || need_packages+=(pkg-config)
 command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
+command -v promtool >/dev/null 2>&1 || need_packages+=(prometheus)
+command -v curl >/dev/null 2>&1 || need_packages+=(curl)
 if ((${#need_packages[@]})); then
   log "installing ${need_packages[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -29,6 +31,15 @@ cargo fmt --all -- --check
 
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
+
+if command -v systemd-analyze >/dev/null 2>&1; then
+  log "systemd-analyze verify deploy/portcullis.service"
+  unit_dir=$(mktemp -d)
+  cargo build --quiet --bin portcullis
+  sed "s|/usr/local/bin/portcullis|$PWD/target/debug/portcullis|g" deploy/portcullis.service > "$unit_dir/portcullis.service"
+  systemd-analyze verify "$unit_dir/portcullis.service"
+  rm -rf "$unit_dir"
+fi
 
 log "cargo test"
 cargo test --all-targets --no-fail-fast 2>&1 | tee target/test-output.log

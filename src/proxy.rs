@@ -59,6 +59,15 @@ pub struct RequestContext {
     pub rate_limit_headers: Vec<(&'static str, http::HeaderValue)>,
 }
 
+/// Requests between `new_ctx` and the end of their logging phase; SIGTERM waits for zero.
+pub static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Drop for RequestContext {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Gateway {
     pub fn new(config: Arc<ArcSwap<RuntimeConfig>>, access_log: Arc<AccessLog>) -> Self {
         Gateway { config, access_log }
@@ -81,6 +90,7 @@ impl ProxyHttp for Gateway {
     type CTX = RequestContext;
 
     fn new_ctx(&self) -> RequestContext {
+        IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         RequestContext {
             request_id: RequestId::generate(),
             config: None,

@@ -122,21 +122,25 @@ pub async fn reload(handle: &GatewayHandle) -> Result<(), String> {
 /// Signal streams installed at the very start of the process.
 pub struct Signals {
     hangups: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
 }
 
 /// Replaces SIGHUP's default action (terminate) before anything else runs; hang-ups that arrive
 /// before the gateway is up are queued and handled as reloads once it is.
 pub fn install_signal_handlers(control: &tokio::runtime::Runtime) -> Signals {
-    let registered = control
-        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) });
-    match registered {
-        Ok(stream) => Signals {
-            hangups: Some(stream),
-        },
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install the SIGHUP handler; reload by signal is off");
-            Signals { hangups: None }
-        }
+    use tokio::signal::unix::{signal, SignalKind};
+    let (hangups, terminate) = control.block_on(async {
+        (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+        )
+    });
+    if let Err(e) = &hangups {
+        tracing::error!(error = %e, "cannot install the SIGHUP handler; reload by signal is off");
+    }
+    Signals {
+        hangups: hangups.ok(),
+        terminate: terminate.ok(),
     }
 }
 
@@ -160,6 +164,9 @@ pub fn run(
     if let Some(hangups) = signals.hangups {
         reload_on_sighup(&handle, hangups);
     }
+    if let Some(terminate) = signals.terminate {
+        exit_when_drained(&handle.control, terminate);
+    }
     {
         let active = handle.config.load();
         crate::metrics::record_active_config(active.content_hash, active.loaded_at);
@@ -176,8 +183,10 @@ pub fn run(
     };
     let conf = ServerConf {
         threads: settings.threads,
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(settings.shutdown_timeout.as_secs()),
+        // Pingora keeps serving in-flight requests for this long after SIGTERM; the drain watcher
+        // below exits as soon as none is left.
+        grace_period_seconds: Some(settings.shutdown_timeout.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
         upgrade_sock: format!("{}.upgrade.sock", settings.pid_file),
         pid_file: settings.pid_file.clone(),
         ..ServerConf::default()
@@ -228,6 +237,30 @@ pub fn run(
     // The control runtime must outlive the server; Pingora exits the process itself.
     std::mem::forget(control);
     server.run_forever()
+}
+
+/// After SIGTERM (Pingora stops accepting and keeps serving for `shutdown_timeout`), exits as
+/// soon as no request is in flight, so an idle gateway stops at once and a busy one drains.
+fn exit_when_drained(control: &tokio::runtime::Handle, mut terminate: tokio::signal::unix::Signal) {
+    control.spawn(async move {
+        if terminate.recv().await.is_none() {
+            return;
+        }
+        tracing::info!("SIGTERM: draining in-flight requests");
+        let mut idle_checks = 0;
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if crate::proxy::IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                idle_checks += 1;
+                if idle_checks >= 3 {
+                    tracing::info!("drained; exiting");
+                    std::process::exit(0);
+                }
+            } else {
+                idle_checks = 0;
+            }
+        }
+    });
 }
 
 /// Reloads on every SIGHUP, coalescing bursts.

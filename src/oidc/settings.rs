@@ -131,6 +131,12 @@ pub fn compile_provider(
     if let Some(issuer) = &file.issuer {
         check_url(issuer, format!("{path}.issuer"), &mut errors);
     }
+    if file.audiences.is_empty() {
+        errors.push(PathError::new(
+            format!("{path}.audiences"),
+            "at least one audience is required: Keycloak puts `account` in every token's `aud`, so without an audience check any client of the realm gets in (add an Audience mapper for your API's client and list it here)",
+        ));
+    }
     let algorithms = match &file.algorithms {
         None => DEFAULT_ALGORITHMS.to_vec(),
         Some(names) => names

@@ -1,1 +1,0 @@
-//! Token verification (placeholder, being written).

@@ -1,0 +1,413 @@
+//! Integration: operating the gateway — hot reload under load (valid and invalid files), key
+//! caches surviving a reload, Prometheus exposition checked by promtool, readiness, the JSON
+//! access log without tokens, SIGTERM draining in-flight requests, graceful upgrade.
+
+mod common;
+
+use common::{client, wait_until, GatewayProcess};
+use portcullis::demo::upstream::DemoUpstream;
+use portcullis::devidp::DevIdp;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn config(idp: &DevIdp, upstream: std::net::SocketAddr, version: u32, extra: &str) -> String {
+    format!(
+        r#"
+server:
+  listen: ["127.0.0.1:{{port}}"]
+  threads: 2
+  pid_file: "{{dir}}/portcullis.pid"
+  shutdown_timeout: 5s
+admin:
+  listen: "127.0.0.1:{{admin_port}}"
+access_log: {{ path: "{{dir}}/access.log" }}
+tokens: {{ query: access_token }}
+identity_providers:
+  acme:
+    issuer: "{issuer}"
+    jwks_uri: "{jwks}"
+    audiences: ["orders-api"]
+upstreams:
+  api:
+    targets: ["{upstream}"]
+routes:
+  - name: versioned
+    match: {{ path_prefix: / }}
+    upstream: api
+    auth: none
+    response:
+      set_headers: {{ X-Config-Version: "{version}" }}
+  - name: secure
+    match: {{ path_prefix: /secure/ }}
+    strip_prefix: true
+    upstream: api
+    auth: {{ providers: [acme] }}
+{extra}"#,
+        issuer = idp.issuer("acme"),
+        jwks = idp.jwks_uri("acme"),
+    )
+}
+
+/// Rewrites the gateway's config file, filling in its ports as the harness does.
+fn write_config(gateway: &GatewayProcess, text: &str) {
+    let text = text
+        .replace("{port}", &gateway.port.to_string())
+        .replace("{admin_port}", &gateway.admin_port.to_string())
+        .replace("{dir}", &gateway.dir.path().display().to_string());
+    std::fs::write(&gateway.config_path, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_reloads_under_load_drop_nothing() {
+    let idp = DevIdp::start(&["acme"]).unwrap();
+    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), 0, ""));
+    let token = idp.token("acme").mint().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let (plain, secure, token) = (
+            gateway.url("/status"),
+            gateway.url("/secure/status"),
+            token.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            let http = client();
+            while !stop.load(Ordering::Relaxed) {
+                let a = http.get(&plain).send().await.map(|r| r.status().as_u16());
+                let b = http
+                    .get(&secure)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16());
+                for result in [a, b] {
+                    match result {
+                        Ok(200) => ok.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            }
+        }));
+    }
+    let http = client();
+    let jwks_fetches = idp.jwks_requests("acme");
+    for round in 1..=20u32 {
+        if round % 2 == 0 {
+            write_config(&gateway, "routes: [ {{ broken");
+            let response = http
+                .post(gateway.admin_url("/reload"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                422,
+                "round {round}: an invalid file is refused"
+            );
+            let body = response.text().await.unwrap();
+            assert!(body.contains("portcullis.yaml:1:"), "{body}");
+        } else {
+            write_config(&gateway, &config(&idp, upstream.addr(), round, ""));
+            let response = http
+                .post(gateway.admin_url("/reload"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "round {round}");
+        }
+        let expected = if round % 2 == 0 { round - 1 } else { round };
+        let seen = http.get(gateway.url("/status")).send().await.unwrap();
+        assert_eq!(
+            seen.headers()["x-config-version"],
+            expected.to_string().as_str(),
+            "round {round}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "{} requests succeeded",
+        ok.load(Ordering::Relaxed)
+    );
+    assert!(ok.load(Ordering::Relaxed) > 40);
+    assert_eq!(
+        idp.jwks_requests("acme"),
+        jwks_fetches,
+        "an unchanged provider keeps its keys across reloads"
+    );
+
+    // SIGHUP reloads too, and the metrics count every outcome.
+    write_config(&gateway, &config(&idp, upstream.addr(), 99, ""));
+    gateway.signal("HUP");
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::process::Command::new("curl")
+            .args(["-s", "-D", "-", "-o", "/dev/null", &gateway.url("/status")])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .to_ascii_lowercase()
+                    .contains("x-config-version: 99")
+            })
+            .unwrap_or(false)
+    }));
+    let metrics = http
+        .get(gateway.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("portcullis_config_reloads_total{result=\"success\"} 11"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_config_reloads_total{result=\"invalid\"} 10"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_and_readiness_is_reported() {
+    let idp = DevIdp::start(&["acme"]).unwrap();
+    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), 1, ""));
+    let http = client();
+    let token = idp.token("acme").mint().unwrap();
+    http.get(gateway.url("/secure/status"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    http.get(gateway.url("/secure/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        http.get(gateway.admin_url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(gateway.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = http
+        .get(gateway.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "portcullis_requests_total",
+        "portcullis_request_duration_seconds_bucket",
+        "portcullis_upstream_duration_seconds_bucket",
+        "portcullis_auth_decisions_total",
+        "portcullis_jwks_fetches_total",
+        "portcullis_jwks_keys",
+        "portcullis_jwks_last_success_timestamp_seconds",
+        "portcullis_config_info",
+        "portcullis_config_loaded_timestamp_seconds",
+        "portcullis_upstream_healthy_targets",
+    ] {
+        assert!(metrics.contains(name), "{name} missing");
+    }
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is required (Debian package `prometheus`; scripts/test.sh installs it)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // An upstream without a healthy target makes the gateway not ready.
+    drop(upstream);
+    assert!(wait_until(Duration::from_secs(15), || {
+        std::process::Command::new("curl")
+            .args(["-s", &gateway.admin_url("/readyz")])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).contains("upstream `api` has no healthy target")
+            })
+            .unwrap_or(false)
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_is_json_and_never_holds_a_token() {
+    let idp = DevIdp::start(&["acme"]).unwrap();
+    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), 1, ""));
+    let http = client();
+    let token = idp
+        .token("acme")
+        .subject("user-1")
+        .client("app-9")
+        .mint()
+        .unwrap();
+    http.get(gateway.url("/secure/status"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    http.get(gateway.url(&format!("/secure/status?access_token={token}")))
+        .send()
+        .await
+        .unwrap();
+    http.get(gateway.url("/secure/status"))
+        .bearer_auth(format!("{token}x"))
+        .send()
+        .await
+        .unwrap();
+    let path = gateway.dir.path().join("access.log");
+    let mut lines = Vec::new();
+    assert!(wait_until(Duration::from_secs(5), || {
+        lines = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.len() >= 3
+    }));
+    let signature = token.rsplit('.').next().unwrap();
+    for line in &lines {
+        assert!(
+            !line.contains(signature) && !line.contains(&token[..40]),
+            "token leaked: {line}"
+        );
+        let entry: serde_json::Value =
+            serde_json::from_str(line).expect("one JSON object per line");
+        for key in [
+            "time",
+            "request_id",
+            "route",
+            "method",
+            "path",
+            "status",
+            "bytes",
+            "duration_ms",
+            "auth",
+            "rate_limit",
+        ] {
+            assert!(entry.get(key).is_some(), "{key} missing in {line}");
+        }
+    }
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(first["client_id"], "app-9");
+    assert_eq!(first["subject"], "user-1");
+    assert_eq!(first["auth"], "allowed");
+    let last: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
+    assert_eq!(last["status"], 401);
+    assert_eq!(last["reason"], "bad_signature");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let idp = DevIdp::start(&["acme"]).unwrap();
+    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let mut gateway = GatewayProcess::start(&config(&idp, upstream.addr(), 1, ""));
+    let url = gateway.url("/_test/slow/1500");
+    let in_flight =
+        tokio::spawn(async move { client().get(url).send().await.map(|r| r.status().as_u16()) });
+    let requests_before = upstream.requests();
+    assert!(wait_until(Duration::from_secs(5), || upstream.requests()
+        > requests_before));
+    gateway.signal("TERM");
+    assert_eq!(
+        in_flight.await.unwrap().unwrap(),
+        200,
+        "the in-flight request completes"
+    );
+    assert!(
+        gateway.wait_exit(Duration::from_secs(15)).is_some(),
+        "the gateway exits after draining"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_upgrade_hands_over_the_listeners() {
+    let idp = DevIdp::start(&["acme"]).unwrap();
+    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let mut old = GatewayProcess::start(&config(&idp, upstream.addr(), 1, ""));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let load = {
+        let (stop, ok, failed, url) =
+            (stop.clone(), ok.clone(), failed.clone(), old.url("/status"));
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                // A new connection per request, so each one meets whichever process listens.
+                let http = reqwest::Client::builder()
+                    .no_proxy()
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .unwrap();
+                match http.get(&url).send().await.map(|r| r.status().as_u16()) {
+                    Ok(200) => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        })
+    };
+    // The new binary waits for the listening sockets; SIGQUIT makes the old one hand them over.
+    let log = std::fs::File::create(old.dir.path().join("upgraded.log")).unwrap();
+    let mut new = std::process::Command::new(common::binary())
+        .args(["run", "--upgrade", "-c"])
+        .arg(&old.config_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // No wait needed: on SIGQUIT the old process retries until the new one accepts the sockets.
+    old.signal("QUIT");
+    assert!(
+        old.wait_exit(Duration::from_secs(20)).is_some(),
+        "the old process exits after the hand-over"
+    );
+    let served_before = ok.load(Ordering::Relaxed);
+    assert!(wait_until(Duration::from_secs(5), || ok
+        .load(Ordering::Relaxed)
+        > served_before + 20));
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let _ = new.kill();
+    let _ = new.wait();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "{} served",
+        ok.load(Ordering::Relaxed)
+    );
+}
