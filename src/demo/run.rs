@@ -193,7 +193,7 @@ curl -i -H 'Authorization: Bearer {reader}x' {base}/orders/42
 # 5. 403: mallory's token is valid but has no role that the route requires.
 curl -i -H 'Authorization: Bearer {no_roles}' {base}/orders/42
 
-# 6. 429: the `per_client` limit allows 5 requests a minute per client; the sixth is refused
+# 6. 429: the `per_client` limit allows 5 requests a minute per client (the calls above count);
 #    with Retry-After and RateLimit headers.
 for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{{http_code}}\n' -H 'Authorization: Bearer {reader}' {base}/orders/7; done
 

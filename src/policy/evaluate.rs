@@ -33,7 +33,10 @@ pub fn holds(rule: &Rule, claims: &Value) -> bool {
         Rule::All(rules) => rules.iter().all(|r| holds(r, claims)),
         Rule::Any(rules) => rules.iter().any(|r| holds(r, claims)),
         Rule::Not(rule) => !holds(rule, claims),
-        Rule::RealmRole(role) => string_array_contains(claims.pointer("/realm_access/roles"), role),
+        Rule::RealmRole(role) => string_array_contains(
+            claims.get("realm_access").and_then(|r| r.get("roles")),
+            role,
+        ),
         Rule::ClientRole { client, role } => string_array_contains(
             claims
                 .get("resource_access")

@@ -64,6 +64,8 @@ struct PolicyState {
     policy: RateLimitPolicy,
     backend: Backend,
     counters: PolicyCounters,
+    /// The bucket of the base rate, then of each tier (computed once).
+    limits: Vec<Limit>,
 }
 
 /// The runtime limiter of one configuration snapshot.
@@ -124,8 +126,12 @@ impl RateLimiter {
                         }))
                     }
                 };
+                let limits = std::iter::once(Limit::new(policy.rate, policy.burst))
+                    .chain(policy.tiers.iter().map(|(_, r, b)| Limit::new(*r, *b)))
+                    .collect();
                 PolicyState {
                     counters: PolicyCounters::new(&policy.name, policy.tiers.len()),
+                    limits,
                     policy: policy.clone(),
                     backend,
                 }
@@ -205,7 +211,7 @@ impl RateLimiter {
     pub async fn check(&self, index: usize, key: &str, tier: Option<usize>) -> Decision<'_> {
         let state = &self.policies[index];
         let choice = tier_rate(&state.policy, tier);
-        let limit = Limit::new(choice.rate, choice.burst);
+        let limit = state.limits[choice.index.map_or(0, |i| i + 1)];
         let mut decision = Decision {
             allowed: true,
             limit: choice.rate.count,
