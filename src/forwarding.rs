@@ -18,7 +18,11 @@ use std::net::IpAddr;
 /// Request line plus headers, in bytes, as the client sent them (approximately: separators
 /// counted as in HTTP/1.1).
 pub fn request_head_size(request: &RequestHeader) -> usize {
-    let line = request.method.as_str().len() + request.uri.to_string().len() + 12;
+    let target = request
+        .uri
+        .path_and_query()
+        .map_or(1, |pq| pq.as_str().len());
+    let line = request.method.as_str().len() + target + 12;
     request.headers.iter().fold(line, |size, (name, value)| {
         size + name.as_str().len() + value.len() + 4
     })

@@ -5,6 +5,10 @@ use clap::{Parser, Subcommand};
 use portcullis::{config, server};
 use std::process::ExitCode;
 
+/// mimalloc: measured faster than glibc malloc on the proxy path (see benches/results).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "portcullis",

@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""Portcullis load harness: one command, one machine, every case interleaved.
+
+Starts a fast upstream and the development identity provider (examples/bench_fixture.rs),
+nginx as a plain reverse proxy, and Portcullis with bench configs, then drives load with wrk
+(HTTP/1.1) and h2load (HTTP/2 over TLS) against:
+  (a) the upstream directly          (b) nginx reverse proxy (1 worker)
+  (c) Portcullis passthrough          (d) full pipeline, one warm token
+  (e) full pipeline, token cache off (signature verification on every request)
+  (f) (d) over HTTP/2 with TLS
+Each case runs ROUNDS times, interleaved; the report gives medians and spread (min-max),
+ratios to (b), gateway RSS and CPU, and is written to benches/results/latest.md.
+
+Usage: benches/load/harness.py [--rounds 3] [--duration 8] [--connections 64] [--threads 1]
+Installs wrk, nginx-light and nghttp2-client with apt when missing.
+"""
+import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+LUA = os.path.join(os.path.dirname(__file__), "report.lua")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"port {port} did not open")
+
+
+def ensure_tools():
+    missing = [pkg for tool, pkg in [("wrk", "wrk"), ("nginx", "nginx-light"), ("h2load", "nghttp2-client")]
+               if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}")]
+    if missing:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True)
+        subprocess.run(sudo + ["apt-get", "install", "-y", "-qq"] + missing, check=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def gateway_config(port, tls_port, fixture, work, threads, cache_entries):
+    return f"""
+server:
+  listen: ["127.0.0.1:{port}"]
+  threads: {threads}
+  pid_file: "{work}/portcullis-{port}.pid"
+  tls: {{ listen: "127.0.0.1:{tls_port}", certificate: "{work}/cert.pem", private_key: "{work}/key.pem" }}
+access_log: {{ path: off }}
+identity_providers:
+  bench:
+    issuer: "{fixture['issuer']}"
+    jwks_uri: "{fixture['jwks_uri']}"
+    audiences: ["orders-api"]
+    token_cache: {{ max_entries: {cache_entries} }}
+upstreams:
+  bench:
+    targets: ["{fixture['upstream']}"]
+rate_limits:
+  per_client: {{ key: client_id, rate: 100000000/s }}
+routes:
+  - name: passthrough
+    match: {{ path_prefix: /open/ }}
+    strip_prefix: true
+    upstream: bench
+    auth: none
+  - name: full
+    match: {{ path: "/orders/{{id}}" }}
+    upstream: bench
+    auth:
+      providers: [bench]
+      require: {{ any: [ {{ realm_role: reader }}, {{ group: /engineering }} ] }}
+    rate_limit: per_client
+    request:
+      set_headers: {{ X-User-Id: "{{claims.sub}}", X-Client-Id: "{{claims.azp}}" }}
+"""
+
+
+NGINX_CONF = """
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  upstream backend {{ server {upstream}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}
+"""
+
+
+def proc_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_wrk(url, args, headers=(), script=LUA):
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration:g}s", "--latency", "-s", script]
+    for h in headers:
+        cmd += ["-H", h]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    m = re.search(r"REPORT (\S+) (\S+) (\S+) (\S+) (\S+) (\S+)", out)
+    if not m:
+        raise SystemExit(f"unexpected wrk output:\n{out}")
+    rps, p50, p99, p999, non2xx, errors = m.groups()
+    return {"rps": float(rps), "p50": float(p50) / 1000, "p99": float(p99) / 1000,
+            "p999": float(p999) / 1000, "errors": int(non2xx) + int(errors)}
+
+
+def run_h2load(url, args, token):
+    total = int(args.duration * 6000)
+    cmd = ["h2load", "-n", str(total), "-c", str(args.connections), "-m", "10", "-t", str(args.threads),
+           "-H", f"authorization: Bearer {token}", url]
+    start = time.time()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
+    status = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    failed = int(re.search(r"requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed", out).group(1))
+    # h2load prints min/max/mean/sd of request times; it has no percentiles.
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out).group(1)
+    def ms(v):
+        return float(v[:-2]) if v.endswith("ms") else float(v[:-2]) / 1000 if v.endswith("us") else float(v[:-1]) * 1000
+    return {"rps": rps, "p50": ms(mean), "p99": float("nan"), "p999": float("nan"),
+            "errors": int(status.group(3)) + int(status.group(4)) + failed, "note": "p50 column is the mean (h2load)"}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--gateway-threads", type=int, default=1)
+    parser.add_argument("--output", default=os.path.join(ROOT, "benches", "results", "latest.md"))
+    args = parser.parse_args()
+    ensure_tools()
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "portcullis", "--example", "bench_fixture"],
+                   cwd=ROOT, check=True)
+    work = tempfile.mkdtemp(prefix="portcullis-bench-")
+    children = []
+    try:
+        fixture_proc = subprocess.Popen([os.path.join(ROOT, "target/release/examples/bench_fixture"), work],
+                                        stdout=subprocess.PIPE, text=True)
+        children.append(fixture_proc)
+        fixture = json.loads(fixture_proc.stdout.readline())
+        warm = open(os.path.join(work, "warm.token")).read().strip()
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                        "-keyout", os.path.join(work, "key.pem"), "-out", os.path.join(work, "cert.pem")],
+                       check=True, capture_output=True)
+        nginx_port = free_port()
+        with open(os.path.join(work, "nginx.conf"), "w") as f:
+            f.write(NGINX_CONF.format(work=work, upstream=fixture["upstream"], port=nginx_port))
+        nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+        children.append(subprocess.Popen([nginx_bin, "-c", os.path.join(work, "nginx.conf"), "-g", "daemon off;"]))
+        wait_port(nginx_port)
+        gateways = {}
+        for name, cache in [("cached", 10000), ("nocache", 0)]:
+            port, tls_port = free_port(), free_port()
+            path = os.path.join(work, f"{name}.yaml")
+            with open(path, "w") as f:
+                f.write(gateway_config(port, tls_port, fixture, work, args.gateway_threads, cache))
+            proc = subprocess.Popen([os.path.join(ROOT, "target/release/portcullis"), "run", "-c", path],
+                                    stderr=open(os.path.join(work, f"{name}.log"), "w"))
+            children.append(proc)
+            wait_port(port)
+            gateways[name] = (proc, port, tls_port)
+        unique_lua = os.path.join(work, "unique.lua")
+        with open(LUA) as src, open(unique_lua, "w") as dst:
+            dst.write(f'tokens_file = "{work}/unique.tokens"\n' + src.read())
+        up = fixture["upstream"]
+        cached, nocache = gateways["cached"], gateways["nocache"]
+        cases = [
+            ("a", "upstream direct", None, lambda: run_wrk(f"http://{up}/orders/1", args)),
+            ("b", "nginx reverse proxy", None, lambda: run_wrk(f"http://127.0.0.1:{nginx_port}/orders/1", args)),
+            ("c", "Portcullis passthrough", cached[0], lambda: run_wrk(f"http://127.0.0.1:{cached[1]}/open/orders/1", args)),
+            ("d", "Portcullis full pipeline, warm token", cached[0],
+             lambda: run_wrk(f"http://127.0.0.1:{cached[1]}/orders/1", args, [f"Authorization: Bearer {warm}"])),
+            ("e", "Portcullis full pipeline, verify every request", nocache[0],
+             lambda: run_wrk(f"http://127.0.0.1:{nocache[1]}/orders/1", args, script=unique_lua)),
+            ("f", "(d) over HTTP/2 + TLS (h2load)", cached[0],
+             lambda: run_h2load(f"https://127.0.0.1:{cached[2]}/orders/1", args, warm)),
+        ]
+        results = {key: [] for key, *_ in cases}
+        for round_index in range(args.rounds):
+            for key, label, proc, fn in cases:
+                cpu0 = proc_cpu_seconds(proc.pid) if proc else 0
+                t0 = time.time()
+                r = fn()
+                elapsed = time.time() - t0
+                if proc:
+                    r["cpu"] = (proc_cpu_seconds(proc.pid) - cpu0) / elapsed
+                    r["rss"] = proc_rss_mib(proc.pid)
+                results[key].append(r)
+                print(f"round {round_index + 1} ({key}) {label}: {r['rps']:.0f} req/s, errors {r['errors']}", flush=True)
+        report = render(cases, results, args)
+        print(report)
+        os.makedirs(os.path.dirname(args.output), exist_ok=True)
+        with open(args.output, "w") as f:
+            f.write(report)
+    finally:
+        for child in reversed(children):
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def render(cases, results, args):
+    def med(key, field):
+        values = [r[field] for r in results[key] if field in r and r[field] == r[field]]
+        return statistics.median(values) if values else float("nan")
+    def spread(key):
+        values = [r["rps"] for r in results[key]]
+        return f"{min(values):.0f}-{max(values):.0f}"
+    nginx = med("b", "rps")
+    cpu = open("/proc/cpuinfo").read()
+    model = re.search(r"model name\s*:\s*(.*)", cpu)
+    lines = [
+        f"Machine: {os.cpu_count()} cores ({model.group(1) if model else 'unknown CPU'}), loopback. "
+        f"{args.rounds} interleaved rounds of {args.duration:g} s, {args.connections} connections, "
+        f"wrk -t{args.threads}; gateway threads = nginx workers = {args.gateway_threads}.",
+        "",
+        "| case | req/s (median) | spread | vs nginx (b) | p50 ms | p99 ms | p99.9 ms | non-2xx + errors | gateway CPU | gateway RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, label, proc, _ in cases:
+        errors = sum(r["errors"] for r in results[key])
+        cpu_used = f"{med(key, 'cpu') * 100:.0f}%" if proc else "-"
+        rss = f"{med(key, 'rss'):.1f}" if proc else "-"
+        lines.append(
+            f"| ({key}) {label} | {med(key, 'rps'):.0f} | {spread(key)} | {med(key, 'rps') / nginx:.2f}x | "
+            f"{med(key, 'p50'):.2f} | {med(key, 'p99'):.2f} | {med(key, 'p999'):.2f} | {errors} | {cpu_used} | {rss} |")
+    lines += ["", "(f): h2load reports no percentiles; its p50 column is the mean request time.",
+              f"Targets: (d)/(b) = {med('d', 'rps') / nginx:.2f} (target >= 1.0); "
+              f"(e)/(c) = {med('e', 'rps') / med('c', 'rps'):.2f} (target >= 0.6); "
+              f"p99 (d)/(b) = {med('d', 'p99') / med('b', 'p99'):.2f} (target <= 1.5).", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
