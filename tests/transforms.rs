@@ -206,3 +206,88 @@ async fn transformed_bodies_over_http2() {
     assert_eq!(body["owner_name"], "Alice Example");
     assert!(body.get("internal_cost").is_none());
 }
+
+#[tokio::test]
+async fn compressed_upstream_bodies_are_never_corrupted() {
+    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let gateway = GatewayProcess::start(&config(upstream.addr()));
+    // The transforming route asks for identity encoding; this upstream compresses anyway, so
+    // the body passes through unchanged (still valid gzip) rather than being mangled.
+    let raw = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = raw.get(gateway.url("/_test/gzip")).send().await.unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let bytes = response.bytes().await.unwrap();
+    let mut decoder = flate2::read::GzDecoder::new(&bytes[..]);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut decoder, &mut text).unwrap();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["internal_cost"], "71.20", "compressed body passed through untouched");
+    // The upstream was asked for identity encoding on the transforming route.
+    let echo: serde_json::Value = raw
+        .get(gateway.url("/_test/echo"))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo["headers"]["accept-encoding"][0], "identity");
+}
+
+#[tokio::test]
+async fn body_transforms_are_conditioned_on_roles_and_groups() {
+    let idp = portcullis::devidp::DevIdp::start(&["acme"]).unwrap();
+    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let text = format!(
+        r#"
+server:
+  listen: ["127.0.0.1:{{port}}"]
+identity_providers:
+  acme: {{ issuer: "{issuer}", jwks_uri: "{jwks}", audiences: [orders-api] }}
+upstreams:
+  api: {{ targets: ["{upstream}"] }}
+routes:
+  - name: orders
+    match: {{ path: "/orders/{{id}}" }}
+    upstream: api
+    auth: {{ providers: [acme] }}
+    response:
+      json:
+        remove: [/internal_cost, /items/*/internal_cost]
+        unless: {{ group: /finance }}
+  - name: partner-view
+    match: {{ path: "/partner/orders/{{id}}" }}
+    upstream: api
+    auth: {{ providers: [acme] }}
+    request: {{ rewrite_path: {{ pattern: "^/partner", replacement: "" }} }}
+    response:
+      json:
+        rename: {{ /owner: /customer }}
+        set: {{ /viewer: "{{claims.azp}}" }}
+        when: {{ realm_role: partner }}
+"#,
+        issuer = idp.issuer("acme"),
+        jwks = idp.jwks_uri("acme"),
+        upstream = upstream.addr(),
+    );
+    let gateway = GatewayProcess::start(&text);
+    let http = client();
+    let fetch = |path: &'static str, token: String| {
+        let http = http.clone();
+        let url = gateway.url(path);
+        async move { http.get(url).bearer_auth(token).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let sales = idp.token("acme").groups(&["/sales"]).mint().unwrap();
+    let auditor = idp.token("acme").groups(&["/finance/audit"]).mint().unwrap();
+    assert!(fetch("/orders/1", sales).await.get("internal_cost").is_none());
+    assert_eq!(fetch("/orders/1", auditor).await["internal_cost"], "71.20", "finance sees the body untouched");
+    let partner = idp.token("acme").client("partner-portal").realm_roles(&["partner"]).mint().unwrap();
+    let body = fetch("/partner/orders/1", partner).await;
+    assert_eq!(body["customer"], "Alice Example");
+    assert_eq!(body["viewer"], "partner-portal");
+    let internal = idp.token("acme").realm_roles(&["staff"]).mint().unwrap();
+    let body = fetch("/partner/orders/1", internal).await;
+    assert_eq!(body["owner"], "Alice Example");
+    assert!(body.get("viewer").is_none());
+}

@@ -47,7 +47,22 @@ def ensure_tools():
                        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
 
-def gateway_config(port, tls_port, fixture, work, threads, cache_entries):
+def many_routes(count):
+    """`count` extra templated and prefix routes that the benchmark requests never match."""
+    lines = []
+    for i in range(count):
+        if i % 2:
+            lines.append(f"  - {{ name: extra-{i}, match: {{ path_prefix: /extra{i}/ }}, upstream: bench, auth: none }}")
+        else:
+            lines.append(f'  - {{ name: extra-{i}, match: {{ path: "/extra{i}/items/{{{{id}}}}" }}, upstream: bench, auth: none }}')
+    return "\n".join(lines) + "\n"
+
+
+def gateway_config(port, tls_port, fixture, work, threads, cache_entries, extra_routes=0):
+    return _gateway_config(port, tls_port, fixture, work, threads, cache_entries) + many_routes(extra_routes)
+
+
+def _gateway_config(port, tls_port, fixture, work, threads, cache_entries):
     return f"""
 server:
   listen: ["127.0.0.1:{port}"]
@@ -178,11 +193,11 @@ def main():
         children.append(subprocess.Popen([nginx_bin, "-c", os.path.join(work, "nginx.conf"), "-g", "daemon off;"]))
         wait_port(nginx_port)
         gateways = {}
-        for name, cache in [("cached", 10000), ("nocache", 0)]:
+        for name, cache, extra in [("cached", 10000, 0), ("nocache", 0, 0), ("many", 10000, 10000)]:
             port, tls_port = free_port(), free_port()
             path = os.path.join(work, f"{name}.yaml")
             with open(path, "w") as f:
-                f.write(gateway_config(port, tls_port, fixture, work, args.gateway_threads, cache))
+                f.write(gateway_config(port, tls_port, fixture, work, args.gateway_threads, cache, extra))
             proc = subprocess.Popen([os.path.join(ROOT, "target/release/portcullis"), "run", "-c", path],
                                     stderr=open(os.path.join(work, f"{name}.log"), "w"))
             children.append(proc)
@@ -192,7 +207,7 @@ def main():
         with open(LUA) as src, open(unique_lua, "w") as dst:
             dst.write(f'tokens_file = "{work}/unique.tokens"\n' + src.read())
         up = fixture["upstream"]
-        cached, nocache = gateways["cached"], gateways["nocache"]
+        cached, nocache, many = gateways["cached"], gateways["nocache"], gateways["many"]
         cases = [
             ("a", "upstream direct", None, lambda: run_wrk(f"http://{up}/orders/1", args)),
             ("b", "nginx reverse proxy", None, lambda: run_wrk(f"http://127.0.0.1:{nginx_port}/orders/1", args)),
@@ -203,6 +218,8 @@ def main():
              lambda: run_wrk(f"http://127.0.0.1:{nocache[1]}/orders/1", args, script=unique_lua)),
             ("f", "(d) over HTTP/2 + TLS (h2load)", cached[0],
              lambda: run_h2load(f"https://127.0.0.1:{cached[2]}/orders/1", args, warm)),
+            ("g", "(d) with 10,000 routes configured", many[0],
+             lambda: run_wrk(f"http://127.0.0.1:{many[1]}/orders/1", args, [f"Authorization: Bearer {warm}"])),
         ]
         results = {key: [] for key, *_ in cases}
         for round_index in range(args.rounds):
@@ -216,7 +233,9 @@ def main():
                     r["rss"] = proc_rss_mib(proc.pid)
                 results[key].append(r)
                 print(f"round {round_index + 1} ({key}) {label}: {r['rps']:.0f} req/s, errors {r['errors']}", flush=True)
-        report = render(cases, results, args)
+        idle_rss = idle_connections_rss(cached[0], cached[1], 1000)
+        report = render(cases, results, args) + (
+            f"Gateway RSS with 1,000 idle keep-alive connections: {idle_rss:.1f} MiB (target < 64 MiB).\n")
         print(report)
         os.makedirs(os.path.dirname(args.output), exist_ok=True)
         with open(args.output, "w") as f:
@@ -230,6 +249,25 @@ def main():
             except subprocess.TimeoutExpired:
                 child.kill()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def idle_connections_rss(proc, port, count):
+    """Opens `count` keep-alive connections, one request each, keeps them idle, reads RSS."""
+    sockets = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /open/status HTTP/1.1\r\nHost: bench\r\n\r\n")
+        sockets.append(s)
+    for s in sockets:
+        s.settimeout(10)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(4096)
+    time.sleep(0.5)
+    rss = proc_rss_mib(proc.pid)
+    for s in sockets:
+        s.close()
+    return rss
 
 
 def render(cases, results, args):
@@ -260,7 +298,8 @@ def render(cases, results, args):
     lines += ["", "(f): h2load reports no percentiles; its p50 column is the mean request time.",
               f"Targets: (d)/(b) = {med('d', 'rps') / nginx:.2f} (target >= 1.0); "
               f"(e)/(c) = {med('e', 'rps') / med('c', 'rps'):.2f} (target >= 0.6); "
-              f"p99 (d)/(b) = {med('d', 'p99') / med('b', 'p99'):.2f} (target <= 1.5).", ""]
+              f"p99 (d)/(b) = {med('d', 'p99') / med('b', 'p99'):.2f} (target <= 1.5); "
+              f"(g)/(d) = {med('g', 'rps') / med('d', 'rps'):.2f} (target >= 0.95).", ""]
     return "\n".join(lines)
 
 
