@@ -103,13 +103,17 @@ mask: { /card_number: 4 }
     };
     let mut group = c.benchmark_group("json transform");
     group.throughput(criterion::Throughput::Bytes(document.len() as u64));
-    group.bench_function("10 KB document, five operations (parse, apply, serialize)", |b| {
-        b.iter(|| {
-            let mut value: serde_json::Value = serde_json::from_slice(black_box(document.as_bytes())).expect("json");
-            transform.apply(&mut value, &context);
-            black_box(serde_json::to_vec(&value).expect("serialize"))
-        })
-    });
+    group.bench_function(
+        "10 KB document, five operations (parse, apply, serialize)",
+        |b| {
+            b.iter(|| {
+                let mut value: serde_json::Value =
+                    serde_json::from_slice(black_box(document.as_bytes())).expect("json");
+                transform.apply(&mut value, &context);
+                black_box(serde_json::to_vec(&value).expect("serialize"))
+            })
+        },
+    );
     group.finish();
 }
 

@@ -221,7 +221,10 @@ async fn compressed_upstream_bodies_are_never_corrupted() {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut decoder, &mut text).unwrap();
     let body: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(body["internal_cost"], "71.20", "compressed body passed through untouched");
+    assert_eq!(
+        body["internal_cost"], "71.20",
+        "compressed body passed through untouched"
+    );
     // The upstream was asked for identity encoding on the transforming route.
     let echo: serde_json::Value = raw
         .get(gateway.url("/_test/echo"))
@@ -276,13 +279,38 @@ routes:
     let fetch = |path: &'static str, token: String| {
         let http = http.clone();
         let url = gateway.url(path);
-        async move { http.get(url).bearer_auth(token).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
     };
     let sales = idp.token("acme").groups(&["/sales"]).mint().unwrap();
-    let auditor = idp.token("acme").groups(&["/finance/audit"]).mint().unwrap();
-    assert!(fetch("/orders/1", sales).await.get("internal_cost").is_none());
-    assert_eq!(fetch("/orders/1", auditor).await["internal_cost"], "71.20", "finance sees the body untouched");
-    let partner = idp.token("acme").client("partner-portal").realm_roles(&["partner"]).mint().unwrap();
+    let auditor = idp
+        .token("acme")
+        .groups(&["/finance/audit"])
+        .mint()
+        .unwrap();
+    assert!(fetch("/orders/1", sales)
+        .await
+        .get("internal_cost")
+        .is_none());
+    assert_eq!(
+        fetch("/orders/1", auditor).await["internal_cost"],
+        "71.20",
+        "finance sees the body untouched"
+    );
+    let partner = idp
+        .token("acme")
+        .client("partner-portal")
+        .realm_roles(&["partner"])
+        .mint()
+        .unwrap();
     let body = fetch("/partner/orders/1", partner).await;
     assert_eq!(body["customer"], "Alice Example");
     assert_eq!(body["viewer"], "partner-portal");
