@@ -43,3 +43,7 @@ fi
 
 log "cargo test"
 cargo test --all-targets --no-fail-fast 2>&1 | tee target/test-output.log
+
+# One closing line for the whole run (cargo prints one summary per test target).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.log
