@@ -65,6 +65,10 @@ pub struct ServerFile {
     /// Worker threads; default: the number of CPUs.
     #[serde(default)]
     pub threads: Option<usize>,
+    /// Let idle worker threads steal ready connections from busy ones (default false: each
+    /// connection stays on the thread that accepted it, which costs less per request).
+    #[serde(default)]
+    pub work_stealing: Option<bool>,
     /// Accept HTTP/2 prior-knowledge connections on the plain listeners (default true).
     #[serde(default)]
     pub h2c: Option<bool>,
