@@ -1,0 +1,26 @@
+//! Unit tests of the pure helpers of the forwarding phase.
+
+use super::ip_text;
+use std::net::IpAddr;
+
+#[test]
+fn ipv4_text_matches_the_standard_formatting() {
+    for text in [
+        "0.0.0.0",
+        "127.0.0.1",
+        "10.20.30.40",
+        "255.255.255.255",
+        "1.100.9.99",
+        "192.168.0.10",
+    ] {
+        let ip: IpAddr = text.parse().unwrap();
+        assert_eq!(ip_text(ip), text);
+        assert_eq!(ip_text(ip), ip.to_string());
+    }
+}
+
+#[test]
+fn ipv6_text_uses_the_canonical_form() {
+    let ip: IpAddr = "2001:db8::1".parse().unwrap();
+    assert_eq!(ip_text(ip), "2001:db8::1");
+}
