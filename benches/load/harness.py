@@ -7,7 +7,8 @@ nginx as a plain reverse proxy, and Portcullis with bench configs, then drives l
   (a) the upstream directly          (b) nginx reverse proxy (1 worker)
   (c) Portcullis passthrough          (d) full pipeline, one warm token
   (e) full pipeline, token cache off (signature verification on every request)
-  (f) (d) over HTTP/2 with TLS
+  (f) (d) over HTTP/2 with TLS       (g) (d) with 10,000 routes configured
+  (h) (c) with a local rate limit    (i) (d) with the gateway at its default thread count
 Each case runs ROUNDS times, interleaved; the report gives medians and spread (min-max),
 ratios to (b), gateway RSS and CPU, and is written to benches/results/latest.md.
 
@@ -81,12 +82,19 @@ upstreams:
     targets: ["{fixture['upstream']}"]
 rate_limits:
   per_client: {{ key: client_id, rate: 100000000/s }}
+  per_ip: {{ key: client_ip, rate: 100000000/s }}
 routes:
   - name: passthrough
     match: {{ path_prefix: /open/ }}
     strip_prefix: true
     upstream: bench
     auth: none
+  - name: limited
+    match: {{ path_prefix: /limited/ }}
+    strip_prefix: true
+    upstream: bench
+    auth: none
+    rate_limit: per_ip
   - name: full
     match: {{ path: "/orders/{{id}}" }}
     upstream: bench
@@ -193,11 +201,14 @@ def main():
         children.append(subprocess.Popen([nginx_bin, "-c", os.path.join(work, "nginx.conf"), "-g", "daemon off;"]))
         wait_port(nginx_port)
         gateways = {}
-        for name, cache, extra in [("cached", 10000, 0), ("nocache", 0, 0), ("many", 10000, 10000)]:
+        for name, cache, extra, threads in [("cached", 10000, 0, args.gateway_threads),
+                                            ("nocache", 0, 0, args.gateway_threads),
+                                            ("many", 10000, 10000, args.gateway_threads),
+                                            ("default_threads", 10000, 0, os.cpu_count())]:
             port, tls_port = free_port(), free_port()
             path = os.path.join(work, f"{name}.yaml")
             with open(path, "w") as f:
-                f.write(gateway_config(port, tls_port, fixture, work, args.gateway_threads, cache, extra))
+                f.write(gateway_config(port, tls_port, fixture, work, threads, cache, extra))
             proc = subprocess.Popen([os.path.join(ROOT, "target/release/portcullis"), "run", "-c", path],
                                     stderr=open(os.path.join(work, f"{name}.log"), "w"))
             children.append(proc)
@@ -208,10 +219,13 @@ def main():
             dst.write(f'tokens_file = "{work}/unique.tokens"\n' + src.read())
         up = fixture["upstream"]
         cached, nocache, many = gateways["cached"], gateways["nocache"], gateways["many"]
+        default_threads = gateways["default_threads"]
         cases = [
             ("a", "upstream direct", None, lambda: run_wrk(f"http://{up}/orders/1", args)),
             ("b", "nginx reverse proxy", None, lambda: run_wrk(f"http://127.0.0.1:{nginx_port}/orders/1", args)),
             ("c", "Portcullis passthrough", cached[0], lambda: run_wrk(f"http://127.0.0.1:{cached[1]}/open/orders/1", args)),
+            ("h", "(c) with a local rate limit per client IP", cached[0],
+             lambda: run_wrk(f"http://127.0.0.1:{cached[1]}/limited/orders/1", args)),
             ("d", "Portcullis full pipeline, warm token", cached[0],
              lambda: run_wrk(f"http://127.0.0.1:{cached[1]}/orders/1", args, [f"Authorization: Bearer {warm}"])),
             ("e", "Portcullis full pipeline, verify every request", nocache[0],
@@ -220,6 +234,8 @@ def main():
              lambda: run_h2load(f"https://127.0.0.1:{cached[2]}/orders/1", args, warm)),
             ("g", "(d) with 10,000 routes configured", many[0],
              lambda: run_wrk(f"http://127.0.0.1:{many[1]}/orders/1", args, [f"Authorization: Bearer {warm}"])),
+            ("i", f"(d) at the default thread count ({os.cpu_count()})", default_threads[0],
+             lambda: run_wrk(f"http://127.0.0.1:{default_threads[1]}/orders/1", args, [f"Authorization: Bearer {warm}"])),
         ]
         results = {key: [] for key, *_ in cases}
         for round_index in range(args.rounds):
@@ -277,6 +293,9 @@ def render(cases, results, args):
     def spread(key):
         values = [r["rps"] for r in results[key]]
         return f"{min(values):.0f}-{max(values):.0f}"
+    def paired(key, base):
+        ratios = sorted(r["rps"] / b["rps"] for r, b in zip(results[key], results[base]))
+        return f"{statistics.median(ratios):.3f} (rounds {ratios[0]:.3f}-{ratios[-1]:.3f})"
     nginx = med("b", "rps")
     cpu = open("/proc/cpuinfo").read()
     model = re.search(r"model name\s*:\s*(.*)", cpu)
@@ -299,7 +318,10 @@ def render(cases, results, args):
               f"Targets: (d)/(b) = {med('d', 'rps') / nginx:.2f} (target >= 1.0); "
               f"(e)/(c) = {med('e', 'rps') / med('c', 'rps'):.2f} (target >= 0.6); "
               f"p99 (d)/(b) = {med('d', 'p99') / med('b', 'p99'):.2f} (target <= 1.5); "
-              f"(g)/(d) = {med('g', 'rps') / med('d', 'rps'):.2f} (target >= 0.95).", ""]
+              f"(g)/(d) = {med('g', 'rps') / med('d', 'rps'):.2f} (target >= 0.95); "
+              f"(h)/(c) = {paired('h', 'c')} (target >= 0.95).",
+              "(h)/(c) is the median of per-round ratios: (h) runs right after (c) in every round, so",
+              "the pair sees the same machine load.", ""]
     return "\n".join(lines)
 
 

@@ -15,7 +15,6 @@
 //! least 1) until one more request would pass; with several limited policies, the longest.
 
 use http::HeaderValue;
-use std::fmt::Write;
 use std::time::Duration;
 
 /// What one policy decided for one request.
@@ -60,8 +59,8 @@ pub const RATELIMIT: &str = "ratelimit";
 
 /// Builds the headers for every decision taken on one request.
 pub fn rate_limit_headers(decisions: &[Decision<'_>]) -> RateLimitHeaders {
-    let mut policy = String::new();
-    let mut state = String::new();
+    let mut policy = String::with_capacity(48);
+    let mut state = String::with_capacity(48);
     for decision in decisions.iter().filter(|d| d.send_headers) {
         if !policy.is_empty() {
             policy.push_str(", ");
@@ -86,19 +85,25 @@ pub fn rate_limit_headers(decisions: &[Decision<'_>]) -> RateLimitHeaders {
 /// Appends `"<name>";q=<quota>;w=<window secs>`.
 pub fn write_policy_item(decision: &Decision<'_>, out: &mut String) {
     write_sf_string(decision.policy, out);
-    let window = decision.window.as_secs().max(1);
-    let _ = write!(out, ";q={};w={window}", decision.limit);
+    out.push_str(";q=");
+    push_number(out, decision.limit);
+    out.push_str(";w=");
+    push_number(out, decision.window.as_secs().max(1));
 }
 
 /// Appends `"<name>";r=<remaining>;t=<secs to reset>`.
 pub fn write_state_item(decision: &Decision<'_>, out: &mut String) {
     write_sf_string(decision.policy, out);
-    let _ = write!(
-        out,
-        ";r={};t={}",
-        decision.remaining,
-        ceil_secs(decision.reset_after)
-    );
+    out.push_str(";r=");
+    push_number(out, decision.remaining);
+    out.push_str(";t=");
+    push_number(out, ceil_secs(decision.reset_after));
+}
+
+/// Appends a number in decimal without the formatting machinery (these headers go out on
+/// every rate-limited response).
+fn push_number(out: &mut String, number: u64) {
+    out.push_str(itoa::Buffer::new().format(number));
 }
 
 /// Whole seconds, rounded up.
@@ -114,6 +119,14 @@ pub fn retry_after_secs(duration: Duration) -> u64 {
 /// An RFC 8941 sf-string: quoted, `"` and `\` escaped, non-printable characters replaced.
 fn write_sf_string(text: &str, out: &mut String) {
     out.push('"');
+    if text
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     for c in text.chars() {
         match c {
             '"' | '\\' => {
