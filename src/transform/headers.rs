@@ -199,9 +199,11 @@ impl HeaderOps {
             headers.remove(name);
         }
         for (name, template) in &self.set {
-            headers.remove(name);
-            if let Some(value) = template.render(context).and_then(valid_value) {
-                headers.insert(name, value);
+            // Inserting replaces every client-sent copy; a value that cannot be rendered
+            // still removes them.
+            match template.render(context).and_then(valid_value) {
+                Some(value) => headers.insert(name, value),
+                None => headers.remove(name),
             }
         }
         for (name, template) in &self.append {
@@ -220,7 +222,7 @@ pub trait HeaderSink {
 }
 
 fn valid_value(text: String) -> Option<HeaderValue> {
-    HeaderValue::from_str(&text).ok()
+    HeaderValue::try_from(text).ok()
 }
 
 fn parse_name(name: &str, path: &str, errors: &mut Vec<PathError>) -> Option<HeaderName> {
