@@ -1,6 +1,6 @@
 //! Unit tests of the pure helpers of the forwarding phase.
 
-use super::ip_text;
+use super::request_facts::ip_text;
 use std::net::IpAddr;
 
 #[test]
