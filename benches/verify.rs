@@ -12,6 +12,7 @@ use portcullis::devidp::{DevIdp, SigningAlg};
 use portcullis::oidc::cache::TokenCache;
 use portcullis::oidc::keys::KeySet;
 use portcullis::oidc::verify::{check_claims, split, verify_signature, ClaimRules};
+use portcullis::policy::Identity;
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -84,7 +85,7 @@ fn verification(c: &mut Criterion) {
 
     let cache = TokenCache::new(10_000, 300);
     let token = idp.token("acme").mint().expect("token");
-    let claims = Arc::new(split(&token).expect("split").payload);
+    let claims = Arc::new(Identity::from_claims(split(&token).expect("split").payload));
     cache.insert(cache.hash(&token), &token, claims, None, now + 300, now);
     c.bench_function("verified-token cache hit", |b| {
         b.iter(|| {

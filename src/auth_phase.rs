@@ -79,7 +79,7 @@ pub async fn authenticate(
             .map(|(_, rule)| rule),
     );
     for rule in rules {
-        if let Err(unmet) = evaluate(rule, &verified.claims) {
+        if let Err(unmet) = evaluate(rule, &verified.identity) {
             metrics()
                 .auth_decisions
                 .with_label_values(&[provider_name, "forbidden", "insufficient_scope"])
@@ -103,7 +103,7 @@ pub async fn authenticate(
         .with_label_values(&[provider_name, "allowed", "ok"])
         .inc();
     ctx.auth_decision = "allowed";
-    ctx.claims = Some(verified.claims);
+    ctx.identity = Some(verified.identity);
     None
 }
 

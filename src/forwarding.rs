@@ -132,7 +132,7 @@ pub fn prepare_upstream_request(
     }
     upstream_request.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
 
-    if let (Some(name), Some(claims)) = (&route.claims_header, &ctx.claims) {
+    if let (Some(name), Some(claims)) = (&route.claims_header, ctx.claims()) {
         use base64::Engine;
         let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
         upstream_request.insert_header(name.clone(), encoded)?;
@@ -142,7 +142,7 @@ pub fn prepare_upstream_request(
 
     if !route.request_headers.is_empty() {
         let context = TemplateContext {
-            claims: ctx.claims.as_deref(),
+            claims: ctx.claims(),
             request_id: ctx.request_id.as_str(),
             client_ip: &client_ip,
             method: session.req_header().method.as_str(),
@@ -202,7 +202,7 @@ fn rewrite_target(
             !route.remove_query.iter().any(|r| r == name)
                 && !route.add_query.iter().any(|(a, _)| a == name)
         });
-        let context = template_context(session, &ctx.request_id, ctx.claims.as_deref());
+        let context = template_context(session, &ctx.request_id, ctx.claims());
         for (name, template) in &route.add_query {
             if let Some(value) = template.render(&context.as_context()) {
                 query.push(format!("{}={}", encode_query(name), encode_query(&value)));
@@ -260,7 +260,7 @@ pub fn prepare_response(
         let client_ip = peer_ip(session).map(ip_text).unwrap_or_default();
         let host = request_host(session.req_header());
         let context = TemplateContext {
-            claims: ctx.claims.as_deref(),
+            claims: ctx.claims(),
             request_id: ctx.request_id.as_str(),
             client_ip: &client_ip,
             method: session.req_header().method.as_str(),

@@ -37,7 +37,7 @@ pub struct RequestContext {
     pub config: Option<Arc<RuntimeConfig>>,
     pub route: Option<usize>,
     /// The verified token's claims, when the route verified one.
-    pub claims: Option<Arc<serde_json::Value>>,
+    pub identity: Option<Arc<crate::policy::Identity>>,
     /// Targets already tried for this request (connection failures are retried elsewhere).
     pub tried: Vec<SocketAddr>,
     pub backend: Option<Backend>,
@@ -60,6 +60,15 @@ pub struct RequestContext {
 }
 
 /// Requests between `new_ctx` and the end of their logging phase; SIGTERM waits for zero.
+impl RequestContext {
+    /// The verified claims, when the request carried a valid token.
+    pub fn claims(&self) -> Option<&serde_json::Value> {
+        self.identity
+            .as_deref()
+            .map(crate::policy::Identity::claims)
+    }
+}
+
 pub static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl Drop for RequestContext {
@@ -95,7 +104,7 @@ impl ProxyHttp for Gateway {
             request_id: RequestId::generate(),
             config: None,
             route: None,
-            claims: None,
+            identity: None,
             tried: Vec::new(),
             backend: None,
             denial_reason: None,
@@ -160,7 +169,7 @@ impl ProxyHttp for Gateway {
             return self.deny(session, ctx, denial).await;
         }
         if let Some(transform) = &route.request_json {
-            if transform.applies(ctx.claims.as_deref()) {
+            if transform.applies(ctx.identity.as_deref()) {
                 ctx.request_body = Some(BodyBuffer::default());
             }
         }
@@ -182,8 +191,11 @@ impl ProxyHttp for Gateway {
             &config.routes[route].request_json,
             ctx.request_body.as_mut(),
         ) {
-            let context =
-                forwarding::template_context(session, &ctx.request_id, ctx.claims.as_deref());
+            let context = forwarding::template_context(
+                session,
+                &ctx.request_id,
+                ctx.identity.as_deref().map(crate::policy::Identity::claims),
+            );
             buffer.push(
                 "request",
                 transform,
@@ -272,7 +284,7 @@ impl ProxyHttp for Gateway {
             }
         }
         if let Some(transform) = &route.response_json {
-            if transform.applies(ctx.claims.as_deref()) {
+            if transform.applies(ctx.identity.as_deref()) {
                 // Ask for a body the gateway can read and rewrite.
                 upstream_request.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
             }
@@ -290,7 +302,7 @@ impl ProxyHttp for Gateway {
         let (config, route) = snapshot_route(ctx)?;
         forwarding::prepare_response(session, upstream_response, ctx, &config, route)?;
         if let Some(transform) = &config.routes[route].response_json {
-            if transform.applies(ctx.claims.as_deref()) {
+            if transform.applies(ctx.identity.as_deref()) {
                 match body_phase::select_response(
                     transform,
                     session.req_header(),
@@ -327,8 +339,11 @@ impl ProxyHttp for Gateway {
             &config.routes[route].response_json,
             ctx.response_body.as_mut(),
         ) {
-            let context =
-                forwarding::template_context(session, &ctx.request_id, ctx.claims.as_deref());
+            let context = forwarding::template_context(
+                session,
+                &ctx.request_id,
+                ctx.identity.as_deref().map(crate::policy::Identity::claims),
+            );
             buffer.push(
                 "response",
                 transform,

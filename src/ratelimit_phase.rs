@@ -30,7 +30,7 @@ pub async fn check(
         let decision = limiter
             .check_request(
                 index,
-                ctx.claims.as_deref(),
+                ctx.identity.as_deref(),
                 &session.req_header().headers,
                 client_ip,
                 &mut key,

@@ -37,7 +37,7 @@ pub fn record(session: &Session, ctx: &RequestContext, access_log: &AccessLog) {
     if !access_log.enabled() {
         return;
     }
-    let claims = ctx.claims.as_deref();
+    let claims = ctx.claims();
     let claim = |name: &str| claims.and_then(|c| c.get(name)).and_then(|v| v.as_str());
     let subject = if access_log.redact_subject {
         claim("sub").map(|_| "-")

@@ -8,6 +8,7 @@ use super::settings::ProviderSettings;
 use super::sources::TokenSources;
 use super::verify::{check_claims, issuer_hint, split, verify_signature};
 use crate::metrics::metrics;
+use crate::policy::Identity;
 use pingora::http::RequestHeader;
 use serde_json::Value;
 use std::sync::Arc;
@@ -18,7 +19,8 @@ use std::time::Duration;
 pub struct Verified {
     /// Index of the provider (the snapshot's provider order).
     pub provider: usize,
-    pub claims: Arc<Value>,
+    /// The verified claims, indexed for rule evaluation.
+    pub identity: Arc<Identity>,
 }
 
 /// Every provider of one configuration snapshot.
@@ -89,11 +91,11 @@ impl Authenticator {
         let now = unix_now();
         for &index in allowed {
             let cache = &self.providers[index].cache;
-            if let Some(claims) = cache.get(cache.hash(token), token, now) {
+            if let Some(identity) = cache.get(cache.hash(token), token, now) {
                 metrics().token_cache.with_label_values(&["hit"]).inc();
                 return Ok(Some(Verified {
                     provider: index,
-                    claims,
+                    identity,
                 }));
             }
         }
@@ -164,18 +166,18 @@ impl Authenticator {
             .get("exp")
             .and_then(Value::as_f64)
             .unwrap_or(0.0) as u64;
-        let claims = Arc::new(parts.payload);
+        let identity = Arc::new(Identity::from_claims(parts.payload));
         provider.cache.insert(
             hash,
             token,
-            claims.clone(),
+            identity.clone(),
             parts.header.kid.clone(),
             exp,
             now,
         );
         Ok(Verified {
             provider: index,
-            claims,
+            identity,
         })
     }
 

@@ -7,7 +7,7 @@
 //! 30-40 MB; size `token_cache.max_entries` accordingly. Bad-signature tokens are remembered for
 //! 30 s so that replaying one cannot burn CPU on signature checks.
 
-use serde_json::Value;
+use crate::policy::Identity;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +19,7 @@ const NEGATIVE_CAPACITY_PER_SHARD: usize = 1024;
 #[derive(Clone)]
 pub struct CachedToken {
     pub token: Arc<str>,
-    pub claims: Arc<Value>,
+    pub identity: Arc<Identity>,
     pub kid: Option<String>,
     /// Unix time after which the entry is no longer used.
     pub valid_until: u64,
@@ -75,15 +75,15 @@ impl TokenCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The cached claims of `token`, if it was verified and is still valid at `now`.
-    pub fn get(&self, hash: u64, token: &str, now: u64) -> Option<Arc<Value>> {
+    /// The cached identity of `token`, if it was verified and is still valid at `now`.
+    pub fn get(&self, hash: u64, token: &str, now: u64) -> Option<Arc<Identity>> {
         if self.capacity_per_shard == 0 {
             return None;
         }
         let mut shard = self.shard(hash);
         match shard.verified.get(&hash) {
             Some(entry) if &*entry.token == token && entry.valid_until > now => {
-                Some(entry.claims.clone())
+                Some(entry.identity.clone())
             }
             Some(entry) if &*entry.token == token => {
                 shard.verified.remove(&hash);
@@ -98,7 +98,7 @@ impl TokenCache {
         &self,
         hash: u64,
         token: &str,
-        claims: Arc<Value>,
+        identity: Arc<Identity>,
         kid: Option<String>,
         exp: u64,
         now: u64,
@@ -121,7 +121,7 @@ impl TokenCache {
             hash,
             CachedToken {
                 token: Arc::from(token),
-                claims,
+                identity,
                 kid,
                 valid_until,
             },
@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn hit_needs_the_same_token_and_time() {
         let cache = TokenCache::new(100, 300);
-        let claims = Arc::new(serde_json::json!({"sub": "a"}));
+        let claims = Arc::new(Identity::from_claims(serde_json::json!({"sub": "a"})));
         let hash = cache.hash("token-a");
         cache.insert(
             hash,
@@ -206,7 +206,7 @@ mod tests {
         cache.insert(
             hash,
             "t",
-            Arc::new(Value::Null),
+            Arc::new(Identity::default()),
             Some("old".into()),
             10_000,
             100,
@@ -216,7 +216,7 @@ mod tests {
         cache.insert(
             hash,
             "t",
-            Arc::new(Value::Null),
+            Arc::new(Identity::default()),
             Some("old".into()),
             10_000,
             200,
@@ -233,7 +233,7 @@ mod tests {
             cache.insert(
                 cache.hash(&token),
                 &token,
-                Arc::new(Value::Null),
+                Arc::new(Identity::default()),
                 None,
                 10_000,
                 1,

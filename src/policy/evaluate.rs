@@ -1,11 +1,12 @@
-//! Evaluates a compiled [`Rule`] against verified token claims, Keycloak-style:
-//! `realm_access.roles`, `resource_access.<client>.roles`, `groups` (full paths such as
-//! `/engineering/backend`, or bare names), the space-separated `scope` string, `azp` /
-//! `client_id`, and arbitrary claims by dotted path (arrays are searched element-wise).
+//! Evaluates a compiled [`Rule`] against a verified [`Identity`], Keycloak-style: realm roles,
+//! client roles, groups (full paths such as `/engineering/backend`, or bare names), scopes and
+//! the client id by hash lookups into the identity's index, and arbitrary claims by dotted path
+//! (arrays are searched element-wise).
 //!
-//! The success path allocates nothing; a failure returns an [`Unmet`] naming the requirement
-//! that failed (and the missing scope, for `WWW-Authenticate: ... scope="..."`).
+//! Evaluation allocates nothing; a failure returns an [`Unmet`] naming the requirement that
+//! failed (and the missing scope, for `WWW-Authenticate: ... scope="..."`).
 
+use super::identity::Identity;
 use super::rule::{ClaimMatcher, Rule};
 use serde_json::Value;
 
@@ -18,81 +19,39 @@ pub struct Unmet {
     pub missing_scope: Option<String>,
 }
 
-/// `Ok(())` when `claims` satisfy `rule`.
-pub fn evaluate(rule: &Rule, claims: &Value) -> Result<(), Unmet> {
-    if holds(rule, claims) {
+/// `Ok(())` when `identity` satisfies `rule`.
+pub fn evaluate(rule: &Rule, identity: &Identity) -> Result<(), Unmet> {
+    if holds(rule, identity) {
         Ok(())
     } else {
-        Err(unmet(rule, claims))
+        Err(unmet(rule, identity))
     }
 }
 
 /// Whether the rule holds; the hot path.
-pub fn holds(rule: &Rule, claims: &Value) -> bool {
+pub fn holds(rule: &Rule, identity: &Identity) -> bool {
     match rule {
-        Rule::All(rules) => rules.iter().all(|r| holds(r, claims)),
-        Rule::Any(rules) => rules.iter().any(|r| holds(r, claims)),
-        Rule::Not(rule) => !holds(rule, claims),
-        Rule::RealmRole(role) => string_array_contains(
-            claims.get("realm_access").and_then(|r| r.get("roles")),
-            role,
-        ),
-        Rule::ClientRole { client, role } => string_array_contains(
-            claims
-                .get("resource_access")
-                .and_then(|r| r.get(client.as_str()))
-                .and_then(|c| c.get("roles")),
-            role,
-        ),
-        Rule::Group(group) => {
-            claims
-                .get("groups")
-                .and_then(Value::as_array)
-                .is_some_and(|groups| {
-                    groups
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .any(|member| group_matches(group, member))
-                })
-        }
-        Rule::Scope(scope) => claims
-            .get("scope")
-            .and_then(Value::as_str)
-            .is_some_and(|scopes| scopes.split_whitespace().any(|s| s == scope)),
-        Rule::Client(client) => client_id(claims) == Some(client.as_str()),
-        Rule::Claim { path, matcher } => claim_holds(claims, path, matcher),
+        Rule::All(rules) => rules.iter().all(|r| holds(r, identity)),
+        Rule::Any(rules) => rules.iter().any(|r| holds(r, identity)),
+        Rule::Not(rule) => !holds(rule, identity),
+        Rule::RealmRole(role) => identity.has_realm_role(role),
+        Rule::ClientRole { client, role } => identity.has_client_role(client, role),
+        Rule::Group(group) => identity.in_group(group),
+        Rule::Scope(scope) => identity.has_scope(scope),
+        Rule::Client(client) => identity.client_id() == Some(client.as_str()),
+        Rule::Claim { path, matcher } => claim_holds(identity.claims(), path, matcher),
     }
 }
 
-/// The verified client: `azp`, else `client_id` (Keycloak service accounts since 26.1).
-pub fn client_id(claims: &Value) -> Option<&str> {
-    claims
-        .get("azp")
-        .and_then(Value::as_str)
-        .or_else(|| claims.get("client_id").and_then(Value::as_str))
+/// Whether the rule holds for a request that may be anonymous: an anonymous caller fails
+/// every membership and claim test (so `not` of one holds).
+pub fn holds_for(rule: &Rule, identity: Option<&Identity>) -> bool {
+    static ANONYMOUS: std::sync::LazyLock<Identity> = std::sync::LazyLock::new(Identity::default);
+    holds(rule, identity.unwrap_or(&ANONYMOUS))
 }
 
-fn string_array_contains(array: Option<&Value>, wanted: &str) -> bool {
-    array
-        .and_then(Value::as_array)
-        .is_some_and(|items| items.iter().any(|item| item.as_str() == Some(wanted)))
-}
-
-/// `rule` is a full path without trailing slash (`/engineering`). A full-path membership
-/// matches the group itself and its subgroups; a bare name (Keycloak's group mapper with
-/// `full.path` off) matches only a top-level group of that name.
-fn group_matches(rule: &str, member: &str) -> bool {
-    if let Some(bare) = member.strip_prefix('/') {
-        let rule = rule.strip_prefix('/').unwrap_or(rule);
-        bare == rule
-            || (bare.len() > rule.len()
-                && bare.starts_with(rule)
-                && bare.as_bytes()[rule.len()] == b'/')
-            || rule.is_empty()
-    } else {
-        rule.strip_prefix('/').unwrap_or(rule) == member
-    }
-}
+/// The verified client of raw claims: `azp`, else `client_id`.
+pub use super::identity::client_id_of as client_id;
 
 fn claim_holds(claims: &Value, path: &[String], matcher: &ClaimMatcher) -> bool {
     let mut found = false;
@@ -145,12 +104,12 @@ fn value_matches(value: &Value, matcher: &ClaimMatcher) -> bool {
 }
 
 /// Describes the part of `rule` that failed (only called on the deny path).
-fn unmet(rule: &Rule, claims: &Value) -> Unmet {
+fn unmet(rule: &Rule, identity: &Identity) -> Unmet {
     match rule {
         Rule::All(rules) => rules
             .iter()
-            .find(|r| !holds(r, claims))
-            .map(|r| unmet(r, claims))
+            .find(|r| !holds(r, identity))
+            .map(|r| unmet(r, identity))
             .unwrap_or_else(|| plain(describe(rule))),
         Rule::Scope(scope) => Unmet {
             requirement: describe(rule),

@@ -2,7 +2,9 @@
 //! transform conditions share.
 
 pub mod evaluate;
+pub mod identity;
 pub mod rule;
 
-pub use evaluate::{evaluate, holds, Unmet};
+pub use evaluate::{evaluate, holds, holds_for, Unmet};
+pub use identity::Identity;
 pub use rule::{compile_rule, Rule};

@@ -17,7 +17,7 @@
 use crate::config::units::RateSpec;
 use crate::config::upstream_compile::{RateKeyPart, RateLimitPolicy};
 use crate::policy::evaluate::client_id;
-use crate::policy::holds;
+use crate::policy::{holds, Identity};
 use serde_json::Value;
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -79,10 +79,10 @@ pub struct TierChoice {
 
 /// The first tier whose rule holds on the verified claims, else the base rate (always the base
 /// rate without a token).
-pub fn choose_tier(policy: &RateLimitPolicy, claims: Option<&Value>) -> TierChoice {
-    if let Some(claims) = claims {
+pub fn choose_tier(policy: &RateLimitPolicy, identity: Option<&Identity>) -> TierChoice {
+    if let Some(identity) = identity {
         for (index, (rule, rate, burst)) in policy.tiers.iter().enumerate() {
-            if holds(rule, claims) {
+            if holds(rule, identity) {
                 return TierChoice {
                     index: Some(index),
                     rate: *rate,

@@ -34,8 +34,8 @@ pub use redis_store::{compile_redis, RedisSettings, RedisStore};
 
 use crate::config::file::{RateLimitStore, RedisOnError};
 use crate::config::upstream_compile::RateLimitPolicy;
+use crate::policy::Identity;
 use metrics::PolicyCounters;
-use serde_json::Value;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -194,14 +194,15 @@ impl RateLimiter {
     pub async fn check_request(
         &self,
         index: usize,
-        claims: Option<&Value>,
+        identity: Option<&Identity>,
         headers: &http::HeaderMap,
         client_ip: IpAddr,
         key_buf: &mut String,
     ) -> Decision<'_> {
         let policy = &self.policies[index].policy;
+        let claims = identity.map(Identity::claims);
         rate_key(policy, claims, headers, client_ip, key_buf);
-        let tier = choose_tier(policy, claims).index;
+        let tier = choose_tier(policy, identity).index;
         self.check(index, key_buf, tier).await
     }
 

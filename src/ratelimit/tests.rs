@@ -5,7 +5,7 @@ use crate::config::file::{RateLimitFile, RedisFile};
 use crate::config::upstream_compile::compile_rate_limits;
 use futures_util::FutureExt;
 use http::HeaderMap;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
@@ -110,11 +110,12 @@ fn tiers_pick_the_rate_by_role() {
     let gold = json!({"azp": "app-g", "realm_access": {"roles": ["gold"]}});
     let plain = json!({"azp": "app-n", "realm_access": {"roles": ["reader"]}});
     let run = |claims: Option<&Value>| {
+        let identity = claims.map(|c| Identity::from_claims(c.clone()));
         let mut buf = String::new();
         let mut decisions = Vec::new();
         for _ in 0..10 {
             let d = limiter
-                .check_request(0, claims, &HeaderMap::new(), IP, &mut buf)
+                .check_request(0, identity.as_ref(), &HeaderMap::new(), IP, &mut buf)
                 .now_or_never()
                 .unwrap();
             decisions.push((d.allowed, d.tier));

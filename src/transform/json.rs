@@ -8,7 +8,7 @@
 use super::headers::{Template, TemplateContext};
 use crate::config::file::{JsonTransformFile, OversizeAction};
 use crate::config::PathError;
-use crate::policy::{compile_rule, holds, Rule};
+use crate::policy::{compile_rule, holds_for, Identity, Rule};
 use serde_json::Value;
 
 /// One step of a compiled pointer.
@@ -183,11 +183,14 @@ impl JsonTransform {
 
     /// Whether this request's body is transformed (conditions over the verified claims; an
     /// anonymous request fails `when` and passes `unless`).
-    pub fn applies(&self, claims: Option<&Value>) -> bool {
-        let null = Value::Null;
-        let claims = claims.unwrap_or(&null);
-        self.when.as_ref().is_none_or(|rule| holds(rule, claims))
-            && !self.unless.as_ref().is_some_and(|rule| holds(rule, claims))
+    pub fn applies(&self, identity: Option<&Identity>) -> bool {
+        self.when
+            .as_ref()
+            .is_none_or(|rule| holds_for(rule, identity))
+            && !self
+                .unless
+                .as_ref()
+                .is_some_and(|rule| holds_for(rule, identity))
     }
 
     /// Applies every operation to a parsed document.

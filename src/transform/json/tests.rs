@@ -74,11 +74,17 @@ fn set_from_a_missing_claim_is_skipped() {
 #[test]
 fn conditions_select_callers() {
     let t = transform("remove: [/internal_cost]\nunless: { group: /finance }");
-    assert!(t.applies(Some(&json!({"groups": ["/engineering"]}))));
-    assert!(!t.applies(Some(&json!({"groups": ["/finance/audit"]}))));
+    assert!(t.applies(Some(&Identity::from_claims(
+        json!({"groups": ["/engineering"]})
+    ))));
+    assert!(!t.applies(Some(&Identity::from_claims(
+        json!({"groups": ["/finance/audit"]})
+    ))));
     assert!(t.applies(None));
     let t = transform("remove: [/x]\nwhen: { realm_role: partner }");
-    assert!(t.applies(Some(&json!({"realm_access": {"roles": ["partner"]}}))));
+    assert!(t.applies(Some(&Identity::from_claims(
+        json!({"realm_access": {"roles": ["partner"]}})
+    ))));
     assert!(!t.applies(None));
 }
 

@@ -1,0 +1,206 @@
+//! The verified identity: a token's claims plus the Keycloak memberships rules ask about —
+//! realm roles, client roles, groups (with every ancestor of a full-path group), scopes and
+//! the client id — indexed once when the token is verified, so that evaluating a rule is a
+//! few hash lookups that allocate nothing, however many roles and groups the token carries.
+//!
+//! The identity is what the verified-token cache stores, so a cache hit pays nothing for it.
+
+use foldhash::fast::RandomState;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::ops::Deref;
+
+type Names = HashSet<Box<str>, RandomState>;
+
+/// Verified claims and their memberships, indexed for rule evaluation.
+#[derive(Debug, Default)]
+pub struct Identity {
+    claims: Value,
+    realm_roles: Names,
+    client_roles: HashMap<Box<str>, Names, RandomState>,
+    /// Group paths without the leading `/`: each full-path membership and all its ancestors
+    /// (`/engineering/backend` gives `engineering/backend` and `engineering`); a bare name
+    /// (Keycloak's group mapper with `full.path` off) counts as a top-level group only.
+    groups: Names,
+    /// Whether any membership is a full path: only those match the root group `/`.
+    any_full_path_group: bool,
+    scopes: Names,
+    client_id: Option<Box<str>>,
+}
+
+impl Identity {
+    /// Indexes `claims` (`realm_access.roles`, `resource_access.<client>.roles`, `groups`,
+    /// the space-separated `scope`, `azp` / `client_id`). Malformed parts index as empty.
+    pub fn from_claims(claims: Value) -> Identity {
+        let realm_roles = strings(claims.get("realm_access").and_then(|r| r.get("roles")))
+            .map(Box::from)
+            .collect();
+        let client_roles = claims
+            .get("resource_access")
+            .and_then(Value::as_object)
+            .map(|clients| {
+                clients
+                    .iter()
+                    .map(|(client, access)| {
+                        let roles = strings(access.get("roles")).map(Box::from).collect();
+                        (Box::from(client.as_str()), roles)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut groups = Names::default();
+        let mut any_full_path_group = false;
+        for member in strings(claims.get("groups")) {
+            match member.strip_prefix('/') {
+                Some(path) => {
+                    any_full_path_group = true;
+                    let path = path.trim_end_matches('/');
+                    let mut end = path.len();
+                    while end > 0 {
+                        groups.insert(Box::from(&path[..end]));
+                        end = path[..end].rfind('/').unwrap_or(0);
+                    }
+                }
+                None => {
+                    groups.insert(Box::from(member));
+                }
+            }
+        }
+        let scopes = claims
+            .get("scope")
+            .and_then(Value::as_str)
+            .map(|scope| scope.split_whitespace().map(Box::from).collect())
+            .unwrap_or_default();
+        let client_id = client_id_of(&claims).map(Box::from);
+        Identity {
+            claims,
+            realm_roles,
+            client_roles,
+            groups,
+            any_full_path_group,
+            scopes,
+            client_id,
+        }
+    }
+
+    /// The verified claims as the token carried them.
+    pub fn claims(&self) -> &Value {
+        &self.claims
+    }
+
+    pub fn has_realm_role(&self, role: &str) -> bool {
+        self.realm_roles.contains(role)
+    }
+
+    /// A role of `client` (`resource_access.<client>.roles`); another client's role does not
+    /// count.
+    pub fn has_client_role(&self, client: &str, role: &str) -> bool {
+        self.client_roles
+            .get(client)
+            .is_some_and(|roles| roles.contains(role))
+    }
+
+    /// Membership of `group` (a path such as `/engineering`) or of one of its subgroups.
+    pub fn in_group(&self, group: &str) -> bool {
+        let path = group.trim_matches('/');
+        if path.is_empty() {
+            return self.any_full_path_group;
+        }
+        self.groups.contains(path)
+    }
+
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
+    }
+
+    /// The verified client: `azp`, else `client_id` (Keycloak service accounts since 26.1).
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+}
+
+impl Deref for Identity {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.claims
+    }
+}
+
+/// `azp`, else `client_id`, of raw claims.
+pub fn client_id_of(claims: &Value) -> Option<&str> {
+    claims
+        .get("azp")
+        .and_then(Value::as_str)
+        .or_else(|| claims.get("client_id").and_then(Value::as_str))
+}
+
+fn strings(array: Option<&Value>) -> impl Iterator<Item = &str> {
+    array
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn indexes_keycloak_memberships() {
+        let identity = Identity::from_claims(json!({
+            "azp": "web-app",
+            "scope": " openid\tprofile  orders.read ",
+            "realm_access": { "roles": ["reader"] },
+            "resource_access": { "orders-api": { "roles": ["orders:read"] } },
+            "groups": ["/engineering/backend/api", "finance", "/ops/"],
+        }));
+        assert!(identity.has_realm_role("reader"));
+        assert!(!identity.has_realm_role("orders:read"));
+        assert!(identity.has_client_role("orders-api", "orders:read"));
+        assert!(!identity.has_client_role("billing", "orders:read"));
+        for group in [
+            "/engineering",
+            "/engineering/backend",
+            "/engineering/backend/api",
+            "/ops",
+        ] {
+            assert!(identity.in_group(group), "{group}");
+        }
+        assert!(
+            identity.in_group("/finance"),
+            "a bare name is a top-level group"
+        );
+        assert!(!identity.in_group("/engineering/back"));
+        assert!(!identity.in_group("/backend"));
+        assert!(
+            identity.in_group("/"),
+            "full-path memberships are under the root"
+        );
+        for scope in ["openid", "profile", "orders.read"] {
+            assert!(identity.has_scope(scope), "{scope}");
+        }
+        assert!(!identity.has_scope("orders"));
+        assert_eq!(identity.client_id(), Some("web-app"));
+    }
+
+    #[test]
+    fn malformed_or_missing_claims_index_as_empty() {
+        let identity = Identity::from_claims(json!({
+            "realm_access": { "roles": "reader" },
+            "resource_access": ["orders-api"],
+            "groups": [1, null, "bare"],
+            "scope": 7,
+            "client_id": "batch",
+        }));
+        assert!(!identity.has_realm_role("reader"));
+        assert!(!identity.has_client_role("orders-api", "x"));
+        assert!(identity.in_group("bare"));
+        assert!(!identity.in_group("/"), "bare names are not under the root");
+        assert!(!identity.has_scope("7"));
+        assert_eq!(identity.client_id(), Some("batch"));
+        assert!(Identity::from_claims(json!({})).client_id().is_none());
+    }
+}
