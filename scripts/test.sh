@@ -29,6 +29,9 @@ fi
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
+target_dir=${CARGO_TARGET_DIR:-$PWD/target}
+mkdir -p "$target_dir"
+
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
@@ -36,21 +39,21 @@ if command -v systemd-analyze >/dev/null 2>&1; then
   log "systemd-analyze verify deploy/portcullis.service"
   unit_dir=$(mktemp -d)
   cargo build --quiet --bin portcullis
-  sed "s|/usr/local/bin/portcullis|$PWD/target/debug/portcullis|g" deploy/portcullis.service > "$unit_dir/portcullis.service"
+  sed "s|/usr/local/bin/portcullis|$target_dir/debug/portcullis|g" deploy/portcullis.service > "$unit_dir/portcullis.service"
   systemd-analyze verify "$unit_dir/portcullis.service"
   rm -rf "$unit_dir"
 fi
 
 log "cargo test"
-cargo test --all-targets --no-fail-fast 2>&1 | tee target/test-output.log
+cargo test --all-targets --no-fail-fast 2>&1 | tee "$target_dir/test-output.log"
 
 log "end-to-end tests against a real Keycloak and Redis"
 started_keycloak=0
 if ! scripts/keycloak.sh status >/dev/null 2>&1; then started_keycloak=1; fi
 scripts/keycloak.sh start
 if [ "$started_keycloak" = 1 ]; then trap 'scripts/keycloak.sh stop' EXIT; fi
-KEYCLOAK_URL=$(scripts/keycloak.sh url) cargo test --test e2e_keycloak -- --ignored --test-threads=1 2>&1 | tee -a target/test-output.log
+KEYCLOAK_URL=$(scripts/keycloak.sh url) cargo test --test e2e_keycloak -- --ignored --test-threads=1 2>&1 | tee -a "$target_dir/test-output.log"
 
 # One closing line for the whole run (cargo prints one summary per test target).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
-     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.log
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$target_dir/test-output.log"
