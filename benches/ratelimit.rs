@@ -57,13 +57,15 @@ fn local_check(c: &mut Criterion) {
         })
     });
 
-    let claims = serde_json::json!({"azp": "orders-app", "sub": "8f1c", "scope": "openid"});
+    let identity = portcullis::policy::Identity::from_claims(
+        serde_json::json!({"azp": "orders-app", "sub": "8f1c", "scope": "openid"}),
+    );
     let headers = http::HeaderMap::new();
     let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
     let mut buf = String::with_capacity(64);
     let p = policy();
     c.bench_function("rate_key, client_id", |b| {
-        b.iter(|| black_box(rate_key(&p, Some(&claims), &headers, ip, &mut buf)))
+        b.iter(|| black_box(rate_key(&p, Some(&identity), &headers, ip, &mut buf)))
     });
 }
 

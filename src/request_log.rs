@@ -55,7 +55,7 @@ pub fn record(session: &Session, ctx: &RequestContext, access_log: &AccessLog) {
         "duration_ms": total.as_secs_f64() * 1000.0,
         "upstream_ms": ctx.upstream_elapsed.map(|d| d.as_secs_f64() * 1000.0),
         "client_ip": crate::forwarding::peer_ip(session).map(|ip| ip.to_string()),
-        "client_id": claims.and_then(crate::policy::evaluate::client_id),
+        "client_id": ctx.identity.as_deref().and_then(crate::policy::Identity::client_id),
         "subject": subject,
         "auth": ctx.auth_decision,
         "reason": ctx.denial_reason,

@@ -50,9 +50,6 @@ pub fn holds_for(rule: &Rule, identity: Option<&Identity>) -> bool {
     holds(rule, identity.unwrap_or(&ANONYMOUS))
 }
 
-/// The verified client of raw claims: `azp`, else `client_id`.
-pub use super::identity::client_id_of as client_id;
-
 fn claim_holds(claims: &Value, path: &[String], matcher: &ClaimMatcher) -> bool {
     let mut found = false;
     let mut any_match = false;

@@ -128,7 +128,7 @@ impl Deref for Identity {
 }
 
 /// `azp`, else `client_id`, of raw claims.
-pub fn client_id_of(claims: &Value) -> Option<&str> {
+fn client_id_of(claims: &Value) -> Option<&str> {
     claims
         .get("azp")
         .and_then(Value::as_str)

@@ -16,7 +16,6 @@
 
 use crate::config::units::RateSpec;
 use crate::config::upstream_compile::{RateKeyPart, RateLimitPolicy};
-use crate::policy::evaluate::client_id;
 use crate::policy::{holds, Identity};
 use serde_json::Value;
 use std::fmt::Write;
@@ -31,15 +30,17 @@ pub enum KeySource {
     ClientIpFallback { missing_part: usize },
 }
 
-/// Writes the key of `policy` for this request into `out` (cleared first; reuse the buffer).
+/// Writes the key of `policy` for this request into `out` (cleared first; reuse the buffer);
+/// `identity` is the verified token's, `None` for an anonymous request.
 pub fn rate_key(
     policy: &RateLimitPolicy,
-    claims: Option<&Value>,
+    identity: Option<&Identity>,
     headers: &http::HeaderMap,
     client_ip: IpAddr,
     out: &mut String,
 ) -> KeySource {
     out.clear();
+    let claims = identity.map(Identity::claims);
     for (index, part) in policy.key.iter().enumerate() {
         if index > 0 {
             out.push('|');
@@ -49,7 +50,7 @@ pub fn rate_key(
                 let _ = write!(out, "{client_ip}");
                 true
             }
-            RateKeyPart::ClientId => push_str(out, claims.and_then(client_id)),
+            RateKeyPart::ClientId => push_str(out, identity.and_then(Identity::client_id)),
             RateKeyPart::Subject => push_str(
                 out,
                 claims.and_then(|c| c.get("sub")).and_then(Value::as_str),

@@ -200,8 +200,7 @@ impl RateLimiter {
         key_buf: &mut String,
     ) -> Decision<'_> {
         let policy = &self.policies[index].policy;
-        let claims = identity.map(Identity::claims);
-        rate_key(policy, claims, headers, client_ip, key_buf);
+        rate_key(policy, identity, headers, client_ip, key_buf);
         let tier = choose_tier(policy, identity).index;
         self.check(index, key_buf, tier).await
     }

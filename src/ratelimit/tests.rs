@@ -34,10 +34,12 @@ fn check<'a>(limiter: &'a RateLimiter, key: &str, tier: Option<usize>) -> Decisi
         .expect("local checks are ready at once")
 }
 
+/// The key of the first policy in `yaml` for a request with these verified claims.
 fn key_of(yaml: &str, claims: Option<&Value>, headers: &HeaderMap) -> (String, KeySource) {
     let policy = &policies(yaml)[0];
+    let identity = claims.map(|c| Identity::from_claims(c.clone()));
     let mut out = String::from("stale");
-    let source = rate_key(policy, claims, headers, IP, &mut out);
+    let source = rate_key(policy, identity.as_ref(), headers, IP, &mut out);
     (out, source)
 }
 
