@@ -36,7 +36,7 @@ pub struct RequestContext {
     /// The snapshot this request started with; reloads never change it mid-request.
     pub config: Option<Arc<RuntimeConfig>>,
     pub route: Option<usize>,
-    /// The verified token's claims, when the route verified one.
+    /// The verified token's claims and indexed memberships, when the route verified one.
     pub identity: Option<Arc<crate::policy::Identity>>,
     /// Targets already tried for this request (connection failures are retried elsewhere).
     pub tried: Vec<SocketAddr>,

@@ -261,3 +261,29 @@ fn check_pem_file(file_path: &str, path: &str, errors: &mut Vec<PathError>) {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::compile_text;
+
+    fn config(server_extra: &str) -> String {
+        format!(
+            "server: {{ listen: [\"127.0.0.1:0\"]{server_extra} }}\n\
+             upstreams: {{ app: {{ targets: [\"127.0.0.1:9\"] }} }}\n\
+             routes:\n  - {{ name: r, match: {{ path_prefix: / }}, upstream: app, auth: none }}\n"
+        )
+    }
+
+    #[test]
+    fn work_stealing_defaults_off_and_can_be_turned_on() {
+        let default = compile_text("t.yaml", &config("")).expect("valid config");
+        assert!(!default.server.work_stealing);
+        let on = compile_text("t.yaml", &config(", work_stealing: true")).expect("valid config");
+        assert!(on.server.work_stealing);
+        let error = compile_text("t.yaml", &config(", work_stealing: sometimes"))
+            .err()
+            .expect("a non-boolean is refused")
+            .to_string();
+        assert!(error.contains("work_stealing"), "{error}");
+    }
+}
