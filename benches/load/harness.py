@@ -9,8 +9,10 @@ nginx as a plain reverse proxy, and Portcullis with bench configs, then drives l
   (e) full pipeline, token cache off (signature verification on every request)
   (f) (d) over HTTP/2 with TLS       (g) (d) with 10,000 routes configured
   (h) (c) with a local rate limit    (i) (d) with the gateway at its default thread count
+  (j) bare Pingora: the same framework and server tuning with no gateway logic at all
+      (examples/bare_pingora.rs), the floor any Pingora-based gateway starts from
 Each case runs ROUNDS times, interleaved; the report gives medians and spread (min-max),
-ratios to (b), gateway RSS and CPU, and is written to benches/results/latest.md.
+ratios to (b) and (j), gateway RSS and CPU, and is written to benches/results/latest.md.
 
 Usage: benches/load/harness.py [--rounds 3] [--duration 8] [--connections 64] [--threads 1]
 Installs wrk, nginx-light and nghttp2-client with apt when missing.
@@ -181,7 +183,8 @@ def main():
     parser.add_argument("--output", default=os.path.join(ROOT, "benches", "results", "latest.md"))
     args = parser.parse_args()
     ensure_tools()
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "portcullis", "--example", "bench_fixture"],
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "portcullis", "--example", "bench_fixture",
+                    "--example", "bare_pingora"],
                    cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="portcullis-bench-")
     children = []
@@ -200,6 +203,12 @@ def main():
         nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
         children.append(subprocess.Popen([nginx_bin, "-c", os.path.join(work, "nginx.conf"), "-g", "daemon off;"]))
         wait_port(nginx_port)
+        bare_port = free_port()
+        bare = subprocess.Popen([os.path.join(ROOT, "target/release/examples/bare_pingora"),
+                                 f"127.0.0.1:{bare_port}", fixture["upstream"], str(args.gateway_threads)],
+                                stderr=open(os.path.join(work, "bare_pingora.log"), "w"))
+        children.append(bare)
+        wait_port(bare_port)
         gateways = {}
         for name, cache, extra, threads in [("cached", 10000, 0, args.gateway_threads),
                                             ("nocache", 0, 0, args.gateway_threads),
@@ -223,6 +232,8 @@ def main():
         cases = [
             ("a", "upstream direct", None, lambda: run_wrk(f"http://{up}/orders/1", args)),
             ("b", "nginx reverse proxy", None, lambda: run_wrk(f"http://127.0.0.1:{nginx_port}/orders/1", args)),
+            ("j", "bare Pingora proxy, no gateway logic", bare,
+             lambda: run_wrk(f"http://127.0.0.1:{bare_port}/orders/1", args)),
             ("c", "Portcullis passthrough", cached[0], lambda: run_wrk(f"http://127.0.0.1:{cached[1]}/open/orders/1", args)),
             ("h", "(c) with a local rate limit per client IP", cached[0],
              lambda: run_wrk(f"http://127.0.0.1:{cached[1]}/limited/orders/1", args)),
@@ -297,7 +308,7 @@ def render(cases, results, args):
     def paired(key, base, field="rps"):
         ratios = sorted(r[field] / b[field] for r, b in zip(results[key], results[base]))
         return f"{statistics.median(ratios):.3f} (rounds {ratios[0]:.3f}-{ratios[-1]:.3f})"
-    nginx = med("b", "rps")
+    nginx, bare = med("b", "rps"), med("j", "rps")
     cpu = open("/proc/cpuinfo").read()
     model = re.search(r"model name\s*:\s*(.*)", cpu)
     lines = [
@@ -305,8 +316,8 @@ def render(cases, results, args):
         f"{args.rounds} interleaved rounds of {args.duration:g} s, {args.connections} connections, "
         f"wrk -t{args.threads}; gateway threads = nginx workers = {args.gateway_threads}.",
         "",
-        "| case | req/s (median) | spread | vs nginx (b) | p50 ms | p99 ms | p99.9 ms | non-2xx + errors | gateway CPU | gateway CPU µs/request | gateway RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| case | req/s (median) | spread | vs nginx (b) | vs bare Pingora (j) | p50 ms | p99 ms | p99.9 ms | non-2xx + errors | gateway CPU | gateway CPU µs/request | gateway RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, label, proc, _ in cases:
         errors = sum(r["errors"] for r in results[key])
@@ -315,7 +326,7 @@ def render(cases, results, args):
         rss = f"{med(key, 'rss'):.1f}" if proc else "-"
         lines.append(
             f"| ({key}) {label} | {med(key, 'rps'):.0f} | {spread(key)} | {med(key, 'rps') / nginx:.2f}x | "
-            f"{med(key, 'p50'):.2f} | {med(key, 'p99'):.2f} | {med(key, 'p999'):.2f} | {errors} | {cpu_used} | {cpu_per_request} | {rss} |")
+            f"{med(key, 'rps') / bare:.2f}x | {med(key, 'p50'):.2f} | {med(key, 'p99'):.2f} | {med(key, 'p999'):.2f} | {errors} | {cpu_used} | {cpu_per_request} | {rss} |")
     lines += ["", "(f): h2load reports no percentiles; its p50 column is the mean request time.",
               f"Targets: (d)/(b) = {med('d', 'rps') / nginx:.2f} (target >= 1.0); "
               f"(e)/(c) = {med('e', 'rps') / med('c', 'rps'):.2f} (target >= 0.6); "
@@ -325,6 +336,9 @@ def render(cases, results, args):
               "(h)/(c) is the median of per-round ratios: (h) runs right after (c) in every round, so",
               "the pair sees the same machine load. Gateway CPU per request, less sensitive to the",
               f"load generator's share of the machine: (h)/(c) = {paired('h', 'c', 'cpu_us')} (target <= 1.05).",
+              f"Framework floor: bare Pingora (j) serves {bare / nginx:.2f}x nginx. Gateway CPU per request",
+              f"relative to (j), median of per-round ratios: (c) {paired('c', 'j', 'cpu_us')}; "
+              f"(d) {paired('d', 'j', 'cpu_us')}.",
               ""]
     return "\n".join(lines)
 
