@@ -12,12 +12,15 @@ nginx as a plain reverse proxy, and Portcullis with bench configs, then drives l
   (j) bare Pingora: the same framework and server tuning with no gateway logic at all
       (examples/bare_pingora.rs), the floor any Pingora-based gateway starts from
 Each case runs ROUNDS times, interleaved; the report gives medians and spread (min-max),
-ratios to (b) and (j), gateway RSS and CPU, and is written to benches/results/latest.md.
+ratios to (b) and (j), gateway RSS and CPU, and is written to benches/results/latest.md
+(with a bar chart, latest.svg).
 
 Usage: benches/load/harness.py [--rounds 3] [--duration 8] [--connections 64] [--threads 1]
 Installs wrk, nginx-light and nghttp2-client with apt when missing.
 """
 import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+
+from chart import render_svg
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LUA = os.path.join(os.path.dirname(__file__), "report.lua")
@@ -268,6 +271,9 @@ def main():
         os.makedirs(os.path.dirname(args.output), exist_ok=True)
         with open(args.output, "w") as f:
             f.write(report)
+        with open(os.path.splitext(args.output)[0] + ".svg", "w") as f:
+            f.write(render_svg(cases, results, f"Portcullis load harness: req/s, {args.rounds} rounds of "
+                                               f"{args.duration:g} s, {args.connections} connections"))
     finally:
         for child in reversed(children):
             child.send_signal(signal.SIGTERM)
