@@ -147,19 +147,34 @@ impl Sink {
 
 /// RFC 3339 UTC timestamp with milliseconds, without a date-time crate.
 pub fn rfc3339_now() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    rfc3339(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+/// A time since the Unix epoch as RFC 3339 UTC with milliseconds: `2026-11-29T04:07:07.473Z`.
+fn rfc3339(now: Duration) -> String {
     let seconds = now.as_secs();
     let (days, rest) = (seconds / 86_400, seconds % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        now.subsec_millis()
-    )
+    // Digit by digit rather than through `format!`, which cost a third of an access-log line.
+    let mut text = String::with_capacity(24);
+    let mut push = |value: u64, width: u32, then: char| {
+        for position in (0..width).rev() {
+            text.push(char::from(b'0' + (value / 10u64.pow(position) % 10) as u8));
+        }
+        text.push(then);
+    };
+    push(year.clamp(0, 9999) as u64, 4, '-');
+    push(u64::from(month), 2, '-');
+    push(u64::from(day), 2, 'T');
+    push(rest / 3600, 2, ':');
+    push(rest % 3600 / 60, 2, ':');
+    push(rest % 60, 2, '.');
+    push(u64::from(now.subsec_millis()), 3, 'Z');
+    text
 }
 
 /// Howard Hinnant's days-to-civil algorithm.
@@ -186,6 +201,23 @@ mod tests {
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
         assert_eq!(civil_from_days(20_785), (2026, 11, 28));
         assert_eq!(rfc3339_now().len(), 24);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_milliseconds() {
+        assert_eq!(rfc3339(Duration::ZERO), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339(Duration::new(1_795_925_441, 473_900_000)),
+            "2026-11-29T04:10:41.473Z"
+        );
+        assert_eq!(
+            rfc3339(Duration::new(951_868_799, 9_000_000)),
+            "2000-02-29T23:59:59.009Z"
+        );
+        assert_eq!(
+            rfc3339(Duration::new(253_402_300_799, 999_999_999)),
+            "9999-12-31T23:59:59.999Z"
+        );
     }
 
     #[test]
