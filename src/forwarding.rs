@@ -14,7 +14,9 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 mod request_facts;
-pub use request_facts::{client_ip, ip_text, is_tls, peer_ip, request_head_size, request_host};
+pub use request_facts::{
+    client_ip, ip_text, is_tls, peer_ip, push_ip, request_head_size, request_host,
+};
 
 /// Headers that describe one connection and must not be forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 5] = [

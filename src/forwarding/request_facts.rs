@@ -44,23 +44,29 @@ pub fn request_host(request: &RequestHeader) -> Cow<'_, str> {
 
 /// An address as text; IPv4 (nearly every request) without the formatting machinery.
 pub fn ip_text(ip: IpAddr) -> String {
-    let IpAddr::V4(v4) = ip else {
-        return ip.to_string();
-    };
     let mut text = String::with_capacity(15);
+    push_ip(&mut text, ip);
+    text
+}
+
+/// Appends `ip` as text to `out`, as [`ip_text`] writes it.
+pub fn push_ip(out: &mut String, ip: IpAddr) {
+    let IpAddr::V4(v4) = ip else {
+        let _ = std::fmt::Write::write_fmt(out, format_args!("{ip}"));
+        return;
+    };
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            text.push('.');
+            out.push('.');
         }
         if octet >= 100 {
-            text.push(char::from(b'0' + octet / 100));
+            out.push(char::from(b'0' + octet / 100));
         }
         if octet >= 10 {
-            text.push(char::from(b'0' + octet / 10 % 10));
+            out.push(char::from(b'0' + octet / 10 % 10));
         }
-        text.push(char::from(b'0' + octet % 10));
+        out.push(char::from(b'0' + octet % 10));
     }
-    text
 }
 
 /// The client's IP address as seen on the socket.

@@ -1,6 +1,6 @@
 //! Unit tests of the pure helpers of the forwarding phase.
 
-use super::request_facts::ip_text;
+use super::request_facts::{ip_text, push_ip};
 use std::net::IpAddr;
 
 #[test]
@@ -23,4 +23,12 @@ fn ipv4_text_matches_the_standard_formatting() {
 fn ipv6_text_uses_the_canonical_form() {
     let ip: IpAddr = "2001:db8::1".parse().unwrap();
     assert_eq!(ip_text(ip), "2001:db8::1");
+}
+
+#[test]
+fn push_ip_appends_to_what_is_there() {
+    let mut key = String::from("tenant|");
+    push_ip(&mut key, "10.0.0.7".parse().unwrap());
+    push_ip(&mut key, "::1".parse().unwrap());
+    assert_eq!(key, "tenant|10.0.0.7::1");
 }

@@ -16,6 +16,7 @@
 
 use crate::config::units::RateSpec;
 use crate::config::upstream_compile::{RateKeyPart, RateLimitPolicy};
+use crate::forwarding::push_ip;
 use crate::policy::{holds, Identity};
 use serde_json::Value;
 use std::fmt::Write;
@@ -47,7 +48,7 @@ pub fn rate_key(
         }
         let present = match part {
             RateKeyPart::ClientIp => {
-                let _ = write!(out, "{client_ip}");
+                push_ip(out, client_ip);
                 true
             }
             RateKeyPart::ClientId => push_str(out, identity.and_then(Identity::client_id)),
@@ -60,7 +61,8 @@ pub fn rate_key(
         };
         if !present {
             out.clear();
-            let _ = write!(out, "|ip:{client_ip}");
+            out.push_str("|ip:");
+            push_ip(out, client_ip);
             return KeySource::ClientIpFallback {
                 missing_part: index,
             };
