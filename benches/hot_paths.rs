@@ -105,7 +105,7 @@ mask: { /card_number: 4 }
     let mut errors = Vec::new();
     let transform = JsonTransform::compile(&file, "bench", &mut errors);
     assert!(errors.is_empty());
-    let document = portcullis::demo::ten_kb_document();
+    let document = portcullis::dev::demo::ten_kb_document();
     let context = TemplateContext {
         claims: None,
         request_id: "bench",

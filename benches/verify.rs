@@ -8,7 +8,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use portcullis::devidp::{DevIdp, SigningAlg};
+use portcullis::dev::identity_provider::{DevIdp, SigningAlg};
 use portcullis::oidc::cache::TokenCache;
 use portcullis::oidc::keys::KeySet;
 use portcullis::oidc::verify::{check_claims, split, verify_signature, ClaimRules};

@@ -4,8 +4,8 @@
 //!
 //! Run by `benches/load/harness.py`; by hand: `cargo run --release --example bench_fixture -- DIR`.
 
-use portcullis::demo::upstream::DemoUpstream;
-use portcullis::devidp::{DevIdp, SigningAlg};
+use portcullis::dev::identity_provider::{DevIdp, SigningAlg};
+use portcullis::dev::DemoUpstream;
 use std::io::Write;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

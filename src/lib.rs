@@ -1,46 +1,45 @@
 //! Portcullis: an identity-aware edge API gateway on Pingora.
 //!
-//! A request flows through these modules, in this order:
+//! Read it in the order a request meets it:
 //!
 //! | module | role |
 //! |---|---|
-//! | [`config`] | the YAML file (serde structs) compiled into an immutable, validated [`config::RuntimeConfig`] snapshot held in an `ArcSwap` |
-//! | [`request_id`] | the id every response and log line carries |
+//! | [`config`] | the YAML file as users write it: serde schema, units, `${VAR}` expansion, located diagnostics |
+//! | [`compile`] | the compiler: a parsed file → a validated [`compile::CompiledConfig`] (offline; `validate` stops here) |
+//! | [`snapshot`] | a compiled config with its services running (providers, limiter, health checks): what requests read |
+//! | [`pipeline`] | the one `ProxyHttp` implementation and its steps: guard → route → authenticate → rate limit → body → upstream → response → log |
+//! | [`reply`] | every response the gateway makes itself, from one typed [`reply::Denial`] |
+//! | [`lifecycle`] | start-up, listeners, reload (SIGHUP, `POST /reload`), drain on SIGTERM, pid file, admin endpoints |
+//!
+//! Domain modules, used by the pipeline and compiled by [`compile`]; they import only the file
+//! schema and diagnostics from [`config`]:
+//!
+//! | module | role |
+//! |---|---|
 //! | [`routing`] | request host/path/method → route (matchit, no per-request allocation) |
 //! | [`oidc`] | token extraction, OIDC discovery, JWKS cache, signature and claim verification |
-//! | [`auth_phase`] | route authentication and authorization (401 / 403) |
 //! | [`policy`] | rule expressions over Keycloak claims: compile and evaluate |
-//! | [`ratelimit`] / [`ratelimit_phase`] | per-client rate limits, local or through Redis (429) |
-//! | [`transform`] / [`body_phase`] | header operations, JSON body transforms |
-//! | [`forwarding`] | upstream request / response rewriting, X-Forwarded-*, error classification |
-//! | [`metrics`] / [`access_log`] / [`request_log`] | Prometheus metrics and the JSON access log |
-//! | [`admin`] | /healthz /readyz /metrics POST /reload |
+//! | [`ratelimit`] | per-client rate-limit policies, local or through Redis |
+//! | [`transform`] | header operations, JSON body transforms |
 //! | [`upstream`] | target pools: round robin, health checks, passive failure handling, TLS |
-//! | [`proxy`] | the one `ProxyHttp` implementation: calls one module per phase, holds no policy itself |
-//! | [`denial`] | every refusal the gateway produces and the single mapping to an HTTP response |
-//! | [`server`] | builds the Pingora server (listeners, TLS, h2c, background services) from a snapshot |
-//! | [`devidp`] | a development identity provider shaped like a Keycloak realm (demo, tests, benches) |
-//! | [`demo`] | `portcullis demo`: gateway + demo upstream + development IdP in one process |
-#![forbid(unsafe_code)]
+//! | [`metrics`] / [`access_log`] | Prometheus metrics and the JSON access log |
+//! | [`request_id`] / [`ip_text`] | the request id; addresses as text without `fmt` |
+//! | [`dev`] | the development identity provider and `portcullis demo` (also the tests' mocks) |
 
 pub mod access_log;
-pub mod admin;
-pub mod auth_phase;
-pub mod body_phase;
+pub mod compile;
 pub mod config;
-pub mod demo;
-pub mod denial;
-pub mod devidp;
-pub mod forwarding;
+pub mod dev;
+pub mod ip_text;
+pub mod lifecycle;
 pub mod metrics;
 pub mod oidc;
+pub mod pipeline;
 pub mod policy;
-pub mod proxy;
 pub mod ratelimit;
-pub mod ratelimit_phase;
+pub mod reply;
 pub mod request_id;
-pub mod request_log;
 pub mod routing;
-pub mod server;
+pub mod snapshot;
 pub mod transform;
 pub mod upstream;

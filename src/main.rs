@@ -2,7 +2,8 @@
 //! the work lives in the library.
 
 use clap::{Parser, Subcommand};
-use portcullis::{config, server};
+use portcullis::compile;
+use portcullis::lifecycle::{self, Signals, Stopped};
 use std::process::ExitCode;
 
 /// mimalloc: measured faster than glibc malloc on the proxy path (see benches/results).
@@ -80,16 +81,16 @@ fn main() -> ExitCode {
             let Some((control, signals)) = start_control_plane() else {
                 return ExitCode::FAILURE;
             };
-            portcullis::demo::run(port, control, signals)
+            portcullis::dev::demo::run(port, control, signals)
         }
     }
 }
 
 /// The control-plane runtime and the signal handlers, first thing in the process.
-fn start_control_plane() -> Option<(tokio::runtime::Runtime, server::Signals)> {
-    match server::control_runtime() {
+fn start_control_plane() -> Option<(tokio::runtime::Runtime, Signals)> {
+    match lifecycle::control_runtime() {
         Ok(control) => {
-            let signals = server::install_signal_handlers(&control);
+            let signals = lifecycle::signals::install(&control);
             Some((control, signals))
         }
         Err(e) => {
@@ -109,7 +110,7 @@ fn init_logging() {
 }
 
 fn validate(path: &str) -> ExitCode {
-    match config::load_file(path) {
+    match compile::load_file(path) {
         Ok(runtime) => {
             println!("{path}: ok ({})", runtime.summary());
             ExitCode::SUCCESS
@@ -123,15 +124,15 @@ fn validate(path: &str) -> ExitCode {
 }
 
 fn reload(path: &str) -> ExitCode {
-    let runtime_config = match config::load_file(path) {
-        Ok(runtime_config) => runtime_config,
+    let compiled = match compile::load_file(path) {
+        Ok(compiled) => compiled,
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!("not reloading: fix the file first");
             return ExitCode::FAILURE;
         }
     };
-    match server::signal_reload(&runtime_config.server.pid_file) {
+    match lifecycle::pid_file::signal_reload(&compiled.server.pid_file) {
         Ok(pid) => {
             println!("sent SIGHUP to portcullis (pid {pid})");
             ExitCode::SUCCESS
@@ -143,23 +144,24 @@ fn reload(path: &str) -> ExitCode {
     }
 }
 
-fn run(
-    path: &str,
-    upgrade: bool,
-    control: tokio::runtime::Runtime,
-    signals: server::Signals,
-) -> ExitCode {
-    let runtime_config = match config::load_file(path) {
-        Ok(runtime_config) => runtime_config,
+fn run(path: &str, upgrade: bool, control: tokio::runtime::Runtime, signals: Signals) -> ExitCode {
+    let compiled = match compile::load_file(path) {
+        Ok(compiled) => compiled,
         Err(errors) => {
             eprintln!("{errors}");
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(config = path, summary = %runtime_config.summary(), "starting");
-    let options = server::RunOptions {
+    tracing::info!(config = path, summary = %compiled.summary(), "starting");
+    let options = lifecycle::RunOptions {
         config_path: Some(path.to_owned()),
         upgrade,
     };
-    server::run(runtime_config, options, control, signals)
+    match lifecycle::run(compiled, options, control, signals) {
+        Ok(Stopped::Drained) | Ok(Stopped::ServerExited) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

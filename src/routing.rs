@@ -152,8 +152,8 @@ impl RouteTable {
                     None => table.exact_hosts.entry(host.to_owned()).or_default(),
                 },
             };
-            if let Err(message) = group.insert(index, &matcher.path) {
-                errors.push((index, message));
+            if let Err(error) = group.insert(index, &matcher.path) {
+                errors.push((index, error.to_string()));
             }
         }
         table
@@ -236,8 +236,19 @@ impl RouteTable {
     }
 }
 
+/// Why a route's path cannot join the index: matchit refuses the template (it conflicts with
+/// another route's template, or its syntax is invalid).
+#[derive(Debug, thiserror::Error)]
+enum PathInsertError {
+    #[error("path `{template}` cannot be routed: {error}")]
+    Unroutable {
+        template: String,
+        error: matchit::InsertError,
+    },
+}
+
 impl PathTable {
-    fn insert(&mut self, route: usize, path: &PathPattern) -> Result<(), String> {
+    fn insert(&mut self, route: usize, path: &PathPattern) -> Result<(), PathInsertError> {
         match path {
             PathPattern::Prefix(prefix) => {
                 self.prefixes.entry(prefix.clone()).or_default().push(route);
@@ -251,7 +262,10 @@ impl PathTable {
                 // matchit stores a placeholder; the real lists are patched in by `finish`.
                 self.templates
                     .insert(template.as_str(), vec![self.slots.len()])
-                    .map_err(|e| format!("path `{template}` cannot be routed: {e}"))?;
+                    .map_err(|error| PathInsertError::Unroutable {
+                        template: template.clone(),
+                        error,
+                    })?;
                 self.template_slots
                     .insert(template.clone(), self.slots.len());
                 self.slots.push(vec![route]);
@@ -297,3 +311,26 @@ fn is_dot_segment(segment: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod path_insert_error_tests {
+    use super::*;
+
+    #[test]
+    fn path_insert_error_names_the_template() {
+        let mut table = PathTable::default();
+        table
+            .insert(0, &PathPattern::Template("/orders/{id}".into()))
+            .unwrap();
+        let error = table
+            .insert(1, &PathPattern::Template("/orders/{name}".into()))
+            .unwrap_err();
+        let mut router = matchit::Router::new();
+        router.insert("/orders/{id}", ()).unwrap();
+        let matchit_reason = router.insert("/orders/{name}", ()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("path `/orders/{{name}}` cannot be routed: {matchit_reason}")
+        );
+    }
+}

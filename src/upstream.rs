@@ -29,20 +29,33 @@ pub struct Target {
     pub port: u16,
 }
 
+/// Why an upstream target is not `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("target `{text}` needs a port, e.g. `{text}:80`")]
+    MissingPort { text: String },
+    #[error("target `{text}`: `{port}` is not a valid port")]
+    InvalidPort { text: String, port: String },
+    #[error("target `{text}`: `{host}` is not a host name or IP address")]
+    InvalidHost { text: String, host: String },
+}
+
 impl Target {
     /// Parses `host:port` or `[v6]:port`; the port is required.
-    pub fn parse(text: &str) -> Result<Target, String> {
+    pub fn parse(text: &str) -> Result<Target, TargetError> {
         let (host, port) = text
             .rsplit_once(':')
-            .ok_or_else(|| format!("target `{text}` needs a port, e.g. `{text}:80`"))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("target `{text}`: `{port}` is not a valid port"))?;
+            .ok_or_else(|| TargetError::MissingPort { text: text.into() })?;
+        let port: u16 = port.parse().map_err(|_| TargetError::InvalidPort {
+            text: text.into(),
+            port: port.into(),
+        })?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || host.contains(['/', ' ', '?', '#']) {
-            return Err(format!(
-                "target `{text}`: `{host}` is not a host name or IP address"
-            ));
+            return Err(TargetError::InvalidHost {
+                text: text.into(),
+                host: host.into(),
+            });
         }
         Ok(Target {
             host: host.to_owned(),
@@ -313,10 +326,20 @@ mod tests {
         assert_eq!(Target::parse("reports.internal:443").unwrap().port, 443);
         assert!(Target::parse("reports.internal")
             .unwrap_err()
+            .to_string()
             .contains("needs a port"));
         assert!(Target::parse("host:http")
             .unwrap_err()
+            .to_string()
             .contains("not a valid port"));
         assert!(Target::parse(":80").is_err());
+    }
+
+    #[test]
+    fn target_error_suggests_a_port() {
+        assert_eq!(
+            Target::parse("reports.internal").unwrap_err().to_string(),
+            "target `reports.internal` needs a port, e.g. `reports.internal:80`"
+        );
     }
 }

@@ -4,9 +4,9 @@
 
 mod common;
 
+use common::mocks::{self, DemoUpstream, DevIdp};
 use common::{client, problem, GatewayProcess};
-use portcullis::demo::upstream::DemoUpstream;
-use portcullis::devidp::{DevIdp, Outage, Rotation, SigningAlg};
+use portcullis::dev::identity_provider::{Outage, Rotation, SigningAlg};
 
 fn config(idp: &DevIdp, upstream: std::net::SocketAddr, min_refetch: &str) -> String {
     format!(
@@ -57,8 +57,8 @@ struct Setup {
 }
 
 fn setup(min_refetch: &str) -> Setup {
-    let idp = DevIdp::start(&["acme", "partners"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme", "partners"]);
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), min_refetch));
     Setup {
         idp,
@@ -420,8 +420,8 @@ async fn idp_down_during_the_run_keeps_the_last_good_keys() {
 
 #[tokio::test]
 async fn idp_down_at_start_answers_503_then_recovers() {
-    let idp = DevIdp::start(&["acme", "partners"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme", "partners"]);
+    let upstream = mocks::upstream("api");
     idp.set_outage(Some(Outage::Unavailable));
     let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), "1s"));
     let token = idp.token("acme").mint().unwrap();
@@ -459,8 +459,8 @@ async fn idp_down_at_start_answers_503_then_recovers() {
 
 #[tokio::test]
 async fn garbage_and_junk_jwks_do_not_break_the_gateway() {
-    let idp = DevIdp::start(&["acme", "partners"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme", "partners"]);
+    let upstream = mocks::upstream("api");
     idp.set_junk_entries(true);
     let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), "60s"));
     let token = idp.token("acme").mint().unwrap();
@@ -469,7 +469,7 @@ async fn garbage_and_junk_jwks_do_not_break_the_gateway() {
         200
     );
 
-    let broken = DevIdp::start(&["acme", "partners"]).unwrap();
+    let broken = mocks::idp(&["acme", "partners"]);
     broken.set_garbage(true);
     let gateway = GatewayProcess::start(&config(&broken, upstream.addr(), "60s"));
     let token = broken.token("acme").mint().unwrap();

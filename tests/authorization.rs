@@ -5,9 +5,8 @@
 mod common;
 
 use base64::Engine;
+use common::mocks::{self, DevIdp};
 use common::{client, problem, GatewayProcess};
-use portcullis::demo::upstream::DemoUpstream;
-use portcullis::devidp::DevIdp;
 
 fn config(idp: &DevIdp, upstream: std::net::SocketAddr) -> String {
     format!(
@@ -80,8 +79,8 @@ routes:
 
 #[tokio::test]
 async fn rule_matrix_of_tokens_routes_and_methods() {
-    let idp = DevIdp::start(&["acme"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&config(&idp, upstream.addr()));
     let reader = idp.token("acme").realm_roles(&["reader"]).mint().unwrap();
     let client_role = idp
@@ -244,8 +243,8 @@ async fn rule_matrix_of_tokens_routes_and_methods() {
 
 #[tokio::test]
 async fn identity_headers_are_set_from_claims_and_never_spoofed() {
-    let idp = DevIdp::start(&["acme"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&config(&idp, upstream.addr()));
     let token = idp
         .token("acme")
@@ -290,8 +289,8 @@ async fn identity_headers_are_set_from_claims_and_never_spoofed() {
 
 #[tokio::test]
 async fn optional_auth_with_and_without_a_token() {
-    let idp = DevIdp::start(&["acme"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&config(&idp, upstream.addr()));
     let http = client();
     let anonymous = http

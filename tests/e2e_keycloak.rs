@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::mocks::{self, echoed};
 use common::{client, problem, GatewayProcess, RedisProcess};
-use portcullis::demo::upstream::DemoUpstream;
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::*;
@@ -45,13 +45,6 @@ async fn status_of(gateway: &GatewayProcess, method: &str, path: &str, token: &s
         .unwrap()
         .status()
         .as_u16()
-}
-
-/// The headers the upstream received, from the mock upstream's `/_test/echo`.
-async fn echoed(response: reqwest::Response) -> Value {
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["headers"].clone()
 }
 
 /// Asserts a 401 with `reason`; returns the problem body.
@@ -94,17 +87,13 @@ async fn jwks_fetches(gateway: &GatewayProcess, provider: &str, result: &str) ->
     )
 }
 
-fn upstream() -> DemoUpstream {
-    DemoUpstream::start("127.0.0.1:0", "api").unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a running Keycloak: run scripts/test.sh (or scripts/keycloak.sh start) and set KEYCLOAK_URL"]
 async fn client_credentials_token_is_accepted_and_identity_reaches_the_upstream() {
     let _log = KeycloakLogOnFailure;
     let kc = Keycloak::from_env().await;
     eprintln!("Keycloak {} at {}", kc.version().await, kc.base);
-    let api = upstream();
+    let api = mocks::upstream("api");
     let config = gateway_config(
         api.addr(),
         &provider(&kc, "acme", ""),
@@ -156,7 +145,7 @@ async fn client_credentials_token_is_accepted_and_identity_reaches_the_upstream(
 async fn password_grant_users_are_allowed_and_denied_by_roles_and_groups() {
     let _log = KeycloakLogOnFailure;
     let kc = Keycloak::from_env().await;
-    let api = upstream();
+    let api = mocks::upstream("api");
     let routes = [
         route(
             "orders",
@@ -279,7 +268,7 @@ async fn password_grant_users_are_allowed_and_denied_by_roles_and_groups() {
 async fn a_token_without_the_audience_mapper_gets_401_naming_the_fix() {
     let _log = KeycloakLogOnFailure;
     let kc = Keycloak::from_env().await;
-    let api = upstream();
+    let api = mocks::upstream("api");
     let gateway = GatewayProcess::start(&gateway_config(
         api.addr(),
         &provider(&kc, "acme", ""),
@@ -314,7 +303,7 @@ async fn a_token_without_the_audience_mapper_gets_401_naming_the_fix() {
 async fn refresh_and_id_tokens_get_401() {
     let _log = KeycloakLogOnFailure;
     let kc = Keycloak::from_env().await;
-    let api = upstream();
+    let api = mocks::upstream("api");
     let gateway = GatewayProcess::start(&gateway_config(
         api.addr(),
         &provider(&kc, "acme", ""),
@@ -384,7 +373,7 @@ async fn refresh_and_id_tokens_get_401() {
 async fn a_second_realm_is_accepted_only_on_routes_that_list_it() {
     let _log = KeycloakLogOnFailure;
     let kc = Keycloak::from_env().await;
-    let api = upstream();
+    let api = mocks::upstream("api");
     let providers = [provider(&kc, "acme", ""), provider(&kc, "partners", "")].concat();
     let routes = [
         route("acme-only", "/acme", "{ providers: [acme] }"),
@@ -430,7 +419,7 @@ type Tally = Arc<Mutex<BTreeMap<(String, u16), u64>>>;
 async fn key_rotation_under_load_drops_no_valid_token_and_fetches_once() {
     let _log = KeycloakLogOnFailure;
     let kc = Keycloak::from_env().await;
-    let api = upstream();
+    let api = mocks::upstream("api");
     // Keycloak answers its JWKS with `Cache-Control: no-cache`: the gateway refreshes every
     // 30 s (its floor). The rotation below happens well within the first 30 s.
     let started = Instant::now();
@@ -584,7 +573,7 @@ async fn key_rotation_under_load_drops_no_valid_token_and_fetches_once() {
 async fn keycloak_down_the_gateway_serves_with_cached_keys_and_readyz_stays_honest() {
     let _log = KeycloakLogOnFailure;
     let kc = Keycloak::from_env().await;
-    let api = upstream();
+    let api = mocks::upstream("api");
     // The gateway reaches Keycloak's JWKS through a proxy this test cuts: for the gateway,
     // Keycloak is down (connections refused) while the test can still get tokens.
     let proxy = CuttableProxy::start(kc.address()).await;
@@ -705,7 +694,7 @@ async fn a_rate_limit_is_shared_by_two_gateways_through_redis() {
     let _log = KeycloakLogOnFailure;
     let kc = Keycloak::from_env().await;
     let redis = RedisProcess::start();
-    let api = upstream();
+    let api = mocks::upstream("api");
     let mut routes = route("limited", "/limited", "{ providers: [acme] }");
     routes.push_str("    rate_limit: per-client\n");
     let extra = format!(
@@ -748,7 +737,7 @@ redis:\n  url: \"{}\"\n  timeout: 50ms\n  on_error: deny\n",
 async fn a_sighup_reload_adds_a_realm() {
     let _log = KeycloakLogOnFailure;
     let kc = Keycloak::from_env().await;
-    let api = upstream();
+    let api = mocks::upstream("api");
     let before = gateway_config(
         api.addr(),
         &provider(&kc, "acme", ""),
@@ -769,11 +758,8 @@ async fn a_sighup_reload_adds_a_realm() {
         &[provider(&kc, "acme", ""), provider(&kc, "partners", "")].concat(),
         &route("api", "/api", "{ providers: [acme, partners] }"),
         "",
-    )
-    .replace("{port}", &gateway.port.to_string())
-    .replace("{admin_port}", &gateway.admin_port.to_string())
-    .replace("{dir}", &gateway.dir.path().display().to_string());
-    std::fs::write(&gateway.config_path, after).unwrap();
+    );
+    gateway.write_config(&after);
     gateway.signal("HUP");
     let accepted = eventually(Duration::from_secs(20), || async {
         get(&gateway, "/api/_test/echo", &partner).await.status() == 200

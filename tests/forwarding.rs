@@ -3,9 +3,8 @@
 
 mod common;
 
-use common::{client, closed_port, GatewayProcess};
+use common::{client, closed_port, mocks, GatewayProcess};
 use futures_util::StreamExt;
-use portcullis::demo::upstream::DemoUpstream;
 use std::collections::HashMap;
 
 fn single_upstream_config(targets: &str, extra_server: &str) -> String {
@@ -32,7 +31,7 @@ routes:
 
 #[tokio::test]
 async fn forwarding_headers_are_set_and_hop_by_hop_headers_removed() {
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&single_upstream_config(
         &format!("\"{}\"", upstream.addr()),
         "",
@@ -63,7 +62,7 @@ async fn forwarding_headers_are_set_and_hop_by_hop_headers_removed() {
 
 #[tokio::test]
 async fn trusted_proxies_extend_x_forwarded_for() {
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let upstream = mocks::upstream("api");
     let config = single_upstream_config(&format!("\"{}\"", upstream.addr()), "")
         + "trusted_proxies: [\"127.0.0.0/8\"]\n";
     let gateway = GatewayProcess::start(&config);
@@ -85,7 +84,7 @@ async fn trusted_proxies_extend_x_forwarded_for() {
 #[tokio::test]
 async fn large_bodies_stream_both_ways_with_flat_memory() {
     const SIZE: u64 = 100 * 1024 * 1024;
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&single_upstream_config(
         &format!("\"{}\"", upstream.addr()),
         "",
@@ -134,8 +133,8 @@ async fn large_bodies_stream_both_ways_with_flat_memory() {
 
 #[tokio::test]
 async fn round_robin_and_failover_after_a_target_is_down() {
-    let first = DemoUpstream::start("127.0.0.1:0", "first").unwrap();
-    let second = DemoUpstream::start("127.0.0.1:0", "second").unwrap();
+    let first = mocks::upstream("first");
+    let second = mocks::upstream("second");
     let targets = format!("\"{}\", \"{}\"", first.addr(), second.addr());
     let gateway = GatewayProcess::start(&single_upstream_config(&targets, ""));
     let http = client();
@@ -155,7 +154,7 @@ async fn round_robin_and_failover_after_a_target_is_down() {
     // One target refuses connections: every request still succeeds (retried on the other), and
     // after the first failure the dead target is set aside.
     let dead = closed_port();
-    let targets = format!("\"127.0.0.1:{dead}\", \"{}\"", first.addr());
+    let targets = format!("\"127.0.0.1:{}\", \"{}\"", dead.port(), first.addr());
     let gateway = GatewayProcess::start(&single_upstream_config(&targets, ""));
     let before = first.requests();
     for _ in 0..20 {
@@ -183,21 +182,19 @@ fn write_certificate(dir: &std::path::Path) -> (String, String, Vec<u8>) {
 
 #[tokio::test]
 async fn http2_over_tls_and_h2c() {
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let upstream = mocks::upstream("api");
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, cert_pem) = write_certificate(dir.path());
-    let tls_port = common::free_port();
+    // Port 0: the gateway binds a free port and logs it (`tls listening on …`); the harness
+    // waits until that port accepts connections.
     let tls = format!(
-        "  tls:\n    listen: \"127.0.0.1:{tls_port}\"\n    certificate: {cert}\n    private_key: {key}\n"
+        "  tls:\n    listen: \"127.0.0.1:0\"\n    certificate: {cert}\n    private_key: {key}\n"
     );
     let gateway = GatewayProcess::start(&single_upstream_config(
         &format!("\"{}\"", upstream.addr()),
         &tls,
     ));
-    assert!(common::wait_until(
-        std::time::Duration::from_secs(10),
-        || { std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok() }
-    ));
+    let tls_port = gateway.tls_port.expect("the TLS listener's port");
 
     let tls_client = reqwest::Client::builder()
         .no_proxy()

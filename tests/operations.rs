@@ -1,12 +1,12 @@
 //! Integration: operating the gateway — hot reload under load (valid and invalid files), key
 //! caches surviving a reload, Prometheus exposition checked by promtool, readiness, the JSON
-//! access log without tokens, SIGTERM draining in-flight requests, graceful upgrade.
+//! access log without tokens and with the client address behind trusted proxies, SIGTERM
+//! draining in-flight requests, graceful upgrade.
 
 mod common;
 
+use common::mocks::{self, DevIdp};
 use common::{client, wait_until, GatewayProcess};
-use portcullis::demo::upstream::DemoUpstream;
-use portcullis::devidp::DevIdp;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,19 +49,10 @@ routes:
     )
 }
 
-/// Rewrites the gateway's config file, filling in its ports as the harness does.
-fn write_config(gateway: &GatewayProcess, text: &str) {
-    let text = text
-        .replace("{port}", &gateway.port.to_string())
-        .replace("{admin_port}", &gateway.admin_port.to_string())
-        .replace("{dir}", &gateway.dir.path().display().to_string());
-    std::fs::write(&gateway.config_path, text).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_reloads_under_load_drop_nothing() {
-    let idp = DevIdp::start(&["acme"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), 0, ""));
     let token = idp.token("acme").mint().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -97,7 +88,7 @@ async fn twenty_reloads_under_load_drop_nothing() {
     let jwks_fetches = idp.jwks_requests("acme");
     for round in 1..=20u32 {
         if round % 2 == 0 {
-            write_config(&gateway, "routes: [ {{ broken");
+            gateway.write_config("routes: [ {{ broken");
             let response = http
                 .post(gateway.admin_url("/reload"))
                 .send()
@@ -111,7 +102,7 @@ async fn twenty_reloads_under_load_drop_nothing() {
             let body = response.text().await.unwrap();
             assert!(body.contains("portcullis.yaml:1:"), "{body}");
         } else {
-            write_config(&gateway, &config(&idp, upstream.addr(), round, ""));
+            gateway.write_config(&config(&idp, upstream.addr(), round, ""));
             let response = http
                 .post(gateway.admin_url("/reload"))
                 .send()
@@ -145,7 +136,7 @@ async fn twenty_reloads_under_load_drop_nothing() {
     );
 
     // SIGHUP reloads too, and the metrics count every outcome.
-    write_config(&gateway, &config(&idp, upstream.addr(), 99, ""));
+    gateway.write_config(&config(&idp, upstream.addr(), 99, ""));
     gateway.signal("HUP");
     assert!(wait_until(Duration::from_secs(10), || {
         std::process::Command::new("curl")
@@ -178,8 +169,8 @@ async fn twenty_reloads_under_load_drop_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_pass_promtool_and_readiness_is_reported() {
-    let idp = DevIdp::start(&["acme"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), 1, ""));
     let http = client();
     let token = idp.token("acme").mint().unwrap();
@@ -267,8 +258,8 @@ async fn metrics_pass_promtool_and_readiness_is_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_log_is_json_and_never_holds_a_token() {
-    let idp = DevIdp::start(&["acme"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), 1, ""));
     let http = client();
     let token = idp
@@ -333,10 +324,97 @@ async fn access_log_is_json_and_never_holds_a_token() {
     assert_eq!(last["reason"], "bad_signature");
 }
 
+/// A gateway with an access log in `{dir}/access.log` and one route that sends the upstream the
+/// `{request.client_ip}` template as `X-Client-Ip`; `extra` holds more top-level sections.
+fn client_ip_config(upstream: std::net::SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
+server:
+  listen: ["127.0.0.1:{{port}}"]
+  threads: 1
+access_log: {{ path: "{{dir}}/access.log" }}
+upstreams:
+  api:
+    targets: ["{upstream}"]
+routes:
+  - name: echo
+    match: {{ path_prefix: / }}
+    upstream: api
+    auth: none
+    request:
+      set_headers: {{ X-Client-Ip: "{{request.client_ip}}" }}
+{extra}"#
+    )
+}
+
+/// The first `count` lines of the gateway's access log, once it has that many (polled).
+fn access_log_lines(gateway: &GatewayProcess, count: usize) -> Vec<String> {
+    let path = gateway.dir.path().join("access.log");
+    let mut lines = Vec::new();
+    let written = wait_until(Duration::from_secs(5), || {
+        lines = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.len() >= count
+    });
+    assert!(
+        written,
+        "{} access-log lines, expected {count}: {lines:?}",
+        lines.len()
+    );
+    lines.truncate(count);
+    lines
+}
+
+/// Sends one request whose X-Forwarded-For claims 203.0.113.9; returns the `X-Client-Ip` the
+/// upstream received and the request's access-log entry.
+async fn client_ip_seen(gateway: &GatewayProcess) -> (serde_json::Value, serde_json::Value) {
+    let response = client()
+        .get(gateway.url("/_test/echo"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    let forwarded = mocks::echoed(response).await["x-client-ip"][0].clone();
+    let line = access_log_lines(gateway, 1).remove(0);
+    let entry = serde_json::from_str(&line).expect("one JSON object per line");
+    (forwarded, entry)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_client_ip_is_the_client_behind_a_trusted_proxy() {
+    let upstream = mocks::upstream("api");
+
+    // The peer 127.0.0.1 is a trusted proxy: the client is the address it forwarded for.
+    let trusted = GatewayProcess::start(&client_ip_config(
+        upstream.addr(),
+        "trusted_proxies: [\"127.0.0.1/32\"]\n",
+    ));
+    let (forwarded, entry) = client_ip_seen(&trusted).await;
+    assert_eq!(entry["client_ip"], "203.0.113.9", "{entry}");
+    assert_eq!(entry["peer_ip"], "127.0.0.1", "{entry}");
+    assert_eq!(
+        forwarded, "203.0.113.9",
+        "{{request.client_ip}} is the client behind the trusted proxy"
+    );
+
+    // Without trusted proxies the header is ignored: the client is the socket peer.
+    let direct = GatewayProcess::start(&client_ip_config(upstream.addr(), ""));
+    let (forwarded, entry) = client_ip_seen(&direct).await;
+    assert_eq!(entry["client_ip"], "127.0.0.1", "{entry}");
+    assert_eq!(entry["peer_ip"], "127.0.0.1", "{entry}");
+    assert_eq!(
+        forwarded, "127.0.0.1",
+        "{{request.client_ip}} is the socket peer"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_requests_finish() {
-    let idp = DevIdp::start(&["acme"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
     let mut gateway = GatewayProcess::start(&config(&idp, upstream.addr(), 1, ""));
     let url = gateway.url("/_test/slow/1500");
     let in_flight =
@@ -358,8 +436,8 @@ async fn sigterm_lets_in_flight_requests_finish() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_upgrade_hands_over_the_listeners() {
-    let idp = DevIdp::start(&["acme"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
     let mut old = GatewayProcess::start(&config(&idp, upstream.addr(), 1, ""));
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -381,6 +459,16 @@ async fn graceful_upgrade_hands_over_the_listeners() {
             }
         })
     };
+    // Sockets are handed over by address: the new process must name the ports the old one took
+    // (a port-0 listener cannot take over sockets, and the gateway says so).
+    let fixed = config(&idp, upstream.addr(), 1, "")
+        .replace("{port}", &old.port.to_string())
+        .replace("{admin_port}", &old.admin_port.to_string());
+    std::fs::write(
+        &old.config_path,
+        fixed.replace("{dir}", &old.dir.path().display().to_string()),
+    )
+    .unwrap();
     // The new binary waits for the listening sockets; SIGQUIT makes the old one hand them over.
     let log = std::fs::File::create(old.dir.path().join("upgraded.log")).unwrap();
     let mut new = std::process::Command::new(common::binary())

@@ -4,9 +4,8 @@
 
 mod common;
 
+use common::mocks::{self, DevIdp};
 use common::{client, problem, GatewayProcess, RedisProcess};
-use portcullis::demo::upstream::DemoUpstream;
-use portcullis::devidp::DevIdp;
 use std::time::{Duration, Instant};
 
 fn config(idp: &DevIdp, upstream: std::net::SocketAddr, policies: &str, extra: &str) -> String {
@@ -70,8 +69,8 @@ async fn statuses(
 
 #[tokio::test]
 async fn burst_tiers_headers_and_recovery() {
-    let idp = DevIdp::start(&["acme"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
     let policies = format!(
         "  policy:\n    key: client_id\n    rate: 3/s\n    burst: 2\n    tiers:\n      - when: {{ realm_role: premium }}\n        rate: 1000/s\n{BY_IP}"
     );
@@ -123,8 +122,8 @@ async fn burst_tiers_headers_and_recovery() {
 
 #[tokio::test]
 async fn accuracy_at_a_driven_rate() {
-    let idp = DevIdp::start(&["acme"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
     let policies = format!("  policy:\n    key: client_id\n    rate: 20/s\n{BY_IP}");
     let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), &policies, ""));
     let url = gateway.url("/limited/status");
@@ -160,8 +159,8 @@ async fn accuracy_at_a_driven_rate() {
 
 #[tokio::test]
 async fn x_forwarded_for_counts_only_from_trusted_proxies() {
-    let idp = DevIdp::start(&["acme"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
     let policies = format!("  policy:\n    key: client_id\n    rate: 100/s\n{BY_IP}");
     let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), &policies, ""));
     let url = gateway.url("/anonymous/status");
@@ -214,8 +213,8 @@ fn redis_section(redis: &RedisProcess, on_error: &str) -> String {
 #[tokio::test]
 async fn two_gateways_share_one_limit_through_redis_and_quotas_survive_restarts() {
     let redis = RedisProcess::start();
-    let idp = DevIdp::start(&["acme"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
     let policies =
         format!("  policy:\n    key: client_id\n    rate: 10/min\n    store: redis\n{BY_IP}");
     let text = config(
@@ -264,8 +263,8 @@ async fn two_gateways_share_one_limit_through_redis_and_quotas_survive_restarts(
 async fn redis_down_fails_open_or_closed_within_the_timeout() {
     for (mode, expected) in [("allow", 200u16), ("deny", 429u16)] {
         let mut redis = RedisProcess::start();
-        let idp = DevIdp::start(&["acme"]).unwrap();
-        let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+        let idp = mocks::idp(&["acme"]);
+        let upstream = mocks::upstream("api");
         let policies =
             format!("  policy:\n    key: client_id\n    rate: 100/s\n    store: redis\n{BY_IP}");
         let gateway = GatewayProcess::start(&config(
@@ -301,13 +300,14 @@ async fn redis_down_fails_open_or_closed_within_the_timeout() {
 
 #[tokio::test]
 async fn the_gateway_starts_while_redis_is_down() {
-    let idp = DevIdp::start(&["acme"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
     let policies =
         format!("  policy:\n    key: client_id\n    rate: 100/s\n    store: redis\n{BY_IP}");
+    let closed = common::closed_port();
     let dead = format!(
         "redis:\n  url: \"redis://127.0.0.1:{}/0\"\n  timeout: 20ms\n  on_error: allow\n",
-        common::closed_port()
+        closed.port()
     );
     let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), &policies, &dead));
     let token = idp.token("acme").mint().unwrap();

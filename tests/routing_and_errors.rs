@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{client, closed_port, problem, GatewayProcess};
-use portcullis::demo::upstream::DemoUpstream;
+use common::{client, closed_port, mocks, problem, GatewayProcess};
 
 fn config(upstream: std::net::SocketAddr, dead_port: u16) -> String {
     format!(
@@ -89,8 +88,9 @@ async fn route_of(response: reqwest::Response) -> String {
 
 #[tokio::test]
 async fn routes_by_host_path_kind_and_method_with_precedence() {
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
-    let gateway = GatewayProcess::start(&config(upstream.addr(), closed_port()));
+    let upstream = mocks::upstream("api");
+    let dead = closed_port();
+    let gateway = GatewayProcess::start(&config(upstream.addr(), dead.port()));
     let http = client();
     let get =
         |host: &'static str, path: &str| http.get(gateway.url(path)).header("host", host).send();
@@ -137,8 +137,9 @@ async fn routes_by_host_path_kind_and_method_with_precedence() {
 
 #[tokio::test]
 async fn strip_prefix_rewrites_the_upstream_path_and_keeps_the_query() {
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
-    let gateway = GatewayProcess::start(&config(upstream.addr(), closed_port()));
+    let upstream = mocks::upstream("api");
+    let dead = closed_port();
+    let gateway = GatewayProcess::start(&config(upstream.addr(), dead.port()));
     let response = client()
         .get(gateway.url("/api/v1/_test/echo?a=1&b=2"))
         .send()
@@ -151,8 +152,9 @@ async fn strip_prefix_rewrites_the_upstream_path_and_keeps_the_query() {
 
 #[tokio::test]
 async fn gateway_errors_are_problem_json_with_request_id() {
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
-    let gateway = GatewayProcess::start(&config(upstream.addr(), closed_port()));
+    let upstream = mocks::upstream("api");
+    let dead = closed_port();
+    let gateway = GatewayProcess::start(&config(upstream.addr(), dead.port()));
     let http = client();
 
     let response = http.get(gateway.url("/nowhere")).send().await.unwrap();
@@ -200,8 +202,9 @@ async fn gateway_errors_are_problem_json_with_request_id() {
 
 #[tokio::test]
 async fn request_id_is_generated_or_kept_and_reaches_the_upstream() {
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
-    let gateway = GatewayProcess::start(&config(upstream.addr(), closed_port()));
+    let upstream = mocks::upstream("api");
+    let dead = closed_port();
+    let gateway = GatewayProcess::start(&config(upstream.addr(), dead.port()));
     let http = client();
     let response = http
         .get(gateway.url("/_test/echo"))

@@ -2,6 +2,10 @@
 //! Keycloak-shaped identity with 50 roles and 20 groups, for allowed and denied rules alike.
 //! A control case allocates inside the same window to prove the counter sees allocations.
 
+// A global allocator implements the unsafe `GlobalAlloc` trait; the project denies unsafe code
+// everywhere else (Cargo.toml `[lints]`).
+#![allow(unsafe_code)]
+
 use portcullis::config::policy_file::RuleFile;
 use portcullis::policy::{compile_rule, holds, holds_for, Identity, Rule};
 use std::alloc::{GlobalAlloc, Layout, System};

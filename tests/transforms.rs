@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{client, GatewayProcess};
-use portcullis::demo::upstream::DemoUpstream;
+use common::{client, mocks, GatewayProcess};
 
 fn config(upstream: std::net::SocketAddr) -> String {
     format!(
@@ -63,7 +62,7 @@ routes:
 
 #[tokio::test]
 async fn response_json_operations_and_headers() {
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&config(upstream.addr()));
     let response = client().get(gateway.url("/orders/7")).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -93,7 +92,7 @@ async fn response_json_operations_and_headers() {
 
 #[tokio::test]
 async fn request_headers_are_set_and_removed() {
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&config(upstream.addr()));
     // The route sets X-From-Gateway: a client's copy is replaced, never forwarded.
     let response = client()
@@ -113,7 +112,7 @@ async fn request_headers_are_set_and_removed() {
 
 #[tokio::test]
 async fn request_json_is_transformed_with_length_fixed_and_path_query_rewritten() {
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&config(upstream.addr()));
     let response = client()
         .post(gateway.url("/_test/v2/echo?debug=1&keep=2"))
@@ -133,7 +132,7 @@ async fn request_json_is_transformed_with_length_fixed_and_path_query_rewritten(
 
 #[tokio::test]
 async fn non_json_invalid_json_and_oversize_bodies_pass_unchanged() {
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&config(upstream.addr()));
     let http = client();
     // Non-JSON: byte-exact, including a large binary body.
@@ -193,7 +192,7 @@ async fn non_json_invalid_json_and_oversize_bodies_pass_unchanged() {
 
 #[tokio::test]
 async fn transformed_bodies_over_http2() {
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&config(upstream.addr()));
     let h2c = reqwest::Client::builder()
         .no_proxy()
@@ -209,7 +208,7 @@ async fn transformed_bodies_over_http2() {
 
 #[tokio::test]
 async fn compressed_upstream_bodies_are_never_corrupted() {
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&config(upstream.addr()));
     // The transforming route asks for identity encoding; this upstream compresses anyway, so
     // the body passes through unchanged (still valid gzip) rather than being mangled.
@@ -240,8 +239,8 @@ async fn compressed_upstream_bodies_are_never_corrupted() {
 
 #[tokio::test]
 async fn body_transforms_are_conditioned_on_roles_and_groups() {
-    let idp = portcullis::devidp::DevIdp::start(&["acme"]).unwrap();
-    let upstream = DemoUpstream::start("127.0.0.1:0", "api").unwrap();
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
     let text = format!(
         r#"
 server:

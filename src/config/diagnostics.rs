@@ -265,6 +265,23 @@ impl IndexBuilder {
     }
 }
 
+/// `, did you mean `x`?` when one known name is close to `name`.
+pub fn suggest(name: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| format!(", did you mean `{k}`?"))
+        .unwrap_or_else(|| {
+            if known.is_empty() {
+                String::new()
+            } else {
+                format!(" (defined: {})", known.join(", "))
+            }
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

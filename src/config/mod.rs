@@ -1,22 +1,20 @@
-//! Configuration: the file as users write it ([`file`], [`policy_file`]), the scalar units it
-//! uses ([`units`]), `${VAR}` expansion ([`env`]), located error messages ([`diagnostics`]), and
-//! the validated runtime snapshot that requests read ([`runtime`]).
+//! The configuration file as users write it: its schema ([`file`], [`policy_file`]), the scalar
+//! units it uses ([`units`]), `${VAR}` expansion ([`env`]) and located error messages
+//! ([`diagnostics`]). Nothing here knows what the settings mean at run time: [`crate::compile`]
+//! turns a parsed file into the validated snapshot, and domain modules read only this schema.
 //!
-//! Loading is a pipeline: read → expand variables → parse (serde_yaml, `deny_unknown_fields`) →
-//! compile into a [`RuntimeConfig`]. Every step reports `FILE:LINE:COLUMN: message`.
+//! Loading is a pipeline: read ([`read_file`]) → expand variables → parse (serde_yaml,
+//! `deny_unknown_fields`) → compile. Every step reports `FILE:LINE:COLUMN: message`.
 
 pub mod diagnostics;
 pub mod env;
 pub mod file;
 pub mod policy_file;
-pub mod route_compile;
-pub mod runtime;
+pub mod route_file;
 pub mod units;
-pub mod upstream_compile;
 
 pub use diagnostics::{ConfigError, ConfigErrors, PathError, PositionIndex};
 pub use file::FileConfig;
-pub use runtime::RuntimeConfig;
 
 /// A parsed file and what is needed to locate its errors.
 pub struct ParsedConfig {
@@ -61,24 +59,16 @@ pub fn parse_text_with_env(
     })
 }
 
-/// Reads, parses and compiles a configuration file.
-pub fn load_file(path: &str) -> Result<RuntimeConfig, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+/// Reads a configuration file; an unreadable file is a located error like any other.
+pub fn read_file(path: &str) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_owned(),
             line: 1,
             column: 1,
             message: format!("cannot read the configuration file: {e}"),
         }])
-    })?;
-    compile_text(path, &text)
-}
-
-/// Parses and compiles configuration text; `file_name` is used in error messages.
-pub fn compile_text(file_name: &str, text: &str) -> Result<RuntimeConfig, ConfigErrors> {
-    let parsed = parse_text(file_name, text)?;
-    runtime::compile(parsed.config, parsed.content_hash)
-        .map_err(|errors| parsed.positions.locate_all(file_name, errors))
+    })
 }
 
 /// 64-bit FNV-1a, enough to tell two configuration texts apart in metrics and logs.

@@ -27,21 +27,59 @@ pub struct RateSpec {
     pub period: Duration,
 }
 
+/// Why a duration (`30s`, `5m`, `250ms`) does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("invalid duration `{text}`: expected a number followed by a unit (ms, s, m, h, d), e.g. `30s`")]
+    MissingNumber { text: String },
+    #[error("invalid duration `{text}`: `{number}` is not a number")]
+    InvalidNumber { text: String, number: String },
+    #[error("invalid duration `{text}`: unknown unit `{unit}` (use ms, s, m, h or d)")]
+    UnknownUnit { text: String, unit: String },
+    /// Longer than ten years, or not finite.
+    #[error("invalid duration `{text}`: out of range")]
+    OutOfRange { text: String },
+}
+
+/// Why a byte size (`8KiB`, `1MiB`) does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("invalid size `{text}`: expected a whole number with an optional unit, e.g. `1MiB`")]
+    InvalidNumber { text: String },
+    #[error("invalid size `{text}`: unknown unit `{unit}` (use B, KiB, MiB or GiB)")]
+    UnknownUnit { text: String, unit: String },
+    /// The number of bytes does not fit in 64 bits.
+    #[error("invalid size `{text}`: out of range")]
+    OutOfRange { text: String },
+}
+
+/// Why a rate (`100/s`, `10000/day`) does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    #[error("invalid rate `{text}`: expected `<count>/<period>`, e.g. `100/s` or `10000/day`")]
+    MissingPeriod { text: String },
+    #[error("invalid rate `{text}`: `{count}` is not a whole number")]
+    InvalidCount { text: String, count: String },
+    #[error("invalid rate `{text}`: the count must be at least 1")]
+    ZeroCount { text: String },
+    #[error("invalid rate `{text}`: unknown period `{period}` (use s, min, hour, day or month)")]
+    UnknownPeriod { text: String, period: String },
+}
+
 /// Parses `30s`, `5m`, `250ms`, `1h`, `2d`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     if number.is_empty() {
-        return Err(format!(
-            "invalid duration `{text}`: expected a number followed by a unit (ms, s, m, h, d), e.g. `30s`"
-        ));
+        return Err(DurationError::MissingNumber { text: text.into() });
     }
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration `{text}`: `{number}` is not a number"))?;
+    let value: f64 = number.parse().map_err(|_| DurationError::InvalidNumber {
+        text: text.into(),
+        number: number.into(),
+    })?;
     let unit_seconds = match unit.trim() {
         "" | "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
         "ms" => 0.001,
@@ -49,60 +87,58 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" | "hour" | "hours" => 3600.0,
         "d" | "day" | "days" => 86400.0,
         other => {
-            return Err(format!(
-                "invalid duration `{text}`: unknown unit `{other}` (use ms, s, m, h or d)"
-            ))
+            return Err(DurationError::UnknownUnit {
+                text: text.into(),
+                unit: other.into(),
+            })
         }
     };
     let seconds = value * unit_seconds;
     if !seconds.is_finite() || seconds > 10.0 * 365.0 * 86400.0 {
-        return Err(format!("invalid duration `{text}`: out of range"));
+        return Err(DurationError::OutOfRange { text: text.into() });
     }
     Ok(Duration::from_secs_f64(seconds))
 }
 
 /// Parses `512`, `8KiB`, `1MiB`, `2 MB`, `1GiB`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: u64 = number.parse().map_err(|_| {
-        format!("invalid size `{text}`: expected a whole number with an optional unit, e.g. `1MiB`")
-    })?;
+    let value: u64 = number
+        .parse()
+        .map_err(|_| SizeError::InvalidNumber { text: text.into() })?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         other => {
-            return Err(format!(
-                "invalid size `{text}`: unknown unit `{other}` (use B, KiB, MiB or GiB)"
-            ))
+            return Err(SizeError::UnknownUnit {
+                text: text.into(),
+                unit: other.into(),
+            })
         }
     };
     value
         .checked_mul(multiplier)
-        .ok_or_else(|| format!("invalid size `{text}`: out of range"))
+        .ok_or_else(|| SizeError::OutOfRange { text: text.into() })
 }
 
 /// Parses `100/s`, `60/min`, `1000/hour`, `10000/day`, `1000000/month`.
-pub fn parse_rate(text: &str) -> Result<RateSpec, String> {
+pub fn parse_rate(text: &str) -> Result<RateSpec, RateError> {
     let text = text.trim();
     let Some((count, period)) = text.split_once('/') else {
-        return Err(format!(
-            "invalid rate `{text}`: expected `<count>/<period>`, e.g. `100/s` or `10000/day`"
-        ));
+        return Err(RateError::MissingPeriod { text: text.into() });
     };
-    let count: u64 = count
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid rate `{text}`: `{count}` is not a whole number"))?;
+    let count: u64 = count.trim().parse().map_err(|_| RateError::InvalidCount {
+        text: text.into(),
+        count: count.into(),
+    })?;
     if count == 0 {
-        return Err(format!(
-            "invalid rate `{text}`: the count must be at least 1"
-        ));
+        return Err(RateError::ZeroCount { text: text.into() });
     }
     let seconds = match period.trim() {
         "s" | "sec" | "second" => 1,
@@ -111,9 +147,10 @@ pub fn parse_rate(text: &str) -> Result<RateSpec, String> {
         "d" | "day" => 86_400,
         "month" => 30 * 86_400,
         other => {
-            return Err(format!(
-                "invalid rate `{text}`: unknown period `{other}` (use s, min, hour, day or month)"
-            ))
+            return Err(RateError::UnknownPeriod {
+                text: text.into(),
+                period: other.into(),
+            })
         }
     };
     Ok(RateSpec {
@@ -125,7 +162,9 @@ pub fn parse_rate(text: &str) -> Result<RateSpec, String> {
 /// Accepts a YAML string or an unsigned integer and hands its text to `parse`.
 struct TextOrNumber<F>(&'static str, F);
 
-impl<'de, T, F: Fn(&str) -> Result<T, String>> Visitor<'de> for TextOrNumber<F> {
+impl<'de, T, Reason: fmt::Display, F: Fn(&str) -> Result<T, Reason>> Visitor<'de>
+    for TextOrNumber<F>
+{
     type Value = T;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(self.0)
@@ -180,9 +219,11 @@ mod tests {
     fn bad_durations_explain_themselves() {
         assert!(parse_duration("5 fortnights")
             .unwrap_err()
+            .to_string()
             .contains("unknown unit"));
         assert!(parse_duration("s")
             .unwrap_err()
+            .to_string()
             .contains("expected a number"));
         assert!(parse_duration("1e99d").is_err());
     }
@@ -208,5 +249,29 @@ mod tests {
         assert!(parse_rate("0/s").is_err());
         assert!(parse_rate("100").is_err());
         assert!(parse_rate("100/fortnight").is_err());
+    }
+
+    #[test]
+    fn duration_error_names_the_value_and_the_unit() {
+        assert_eq!(
+            parse_duration("5 fortnights").unwrap_err().to_string(),
+            "invalid duration `5 fortnights`: unknown unit `fortnights` (use ms, s, m, h or d)"
+        );
+    }
+
+    #[test]
+    fn size_error_names_the_value() {
+        assert_eq!(
+            parse_size("99999999999999GiB").unwrap_err().to_string(),
+            "invalid size `99999999999999GiB`: out of range"
+        );
+    }
+
+    #[test]
+    fn rate_error_names_the_value_and_the_period() {
+        assert_eq!(
+            parse_rate("100/fortnight").unwrap_err().to_string(),
+            "invalid rate `100/fortnight`: unknown period `fortnight` (use s, min, hour, day or month)"
+        );
     }
 }

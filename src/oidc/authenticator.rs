@@ -7,6 +7,7 @@ use super::provider::{unix_now, Provider};
 use super::settings::ProviderSettings;
 use super::sources::TokenSources;
 use super::verify::{check_claims, issuer_hint, split, verify_signature};
+use super::SetupError;
 use crate::metrics::metrics;
 use crate::policy::Identity;
 use pingora::http::RequestHeader;
@@ -37,7 +38,7 @@ impl Authenticator {
         sources: TokenSources,
         runtime: tokio::runtime::Handle,
         previous: Option<&Authenticator>,
-    ) -> Result<Authenticator, String> {
+    ) -> Result<Authenticator, SetupError> {
         let providers = settings
             .into_iter()
             .map(|settings| {

@@ -2,6 +2,7 @@
 //! limit, certificate verification for https (with an optional private CA), and the
 //! `Cache-Control: max-age` of the answer.
 
+use super::SetupError;
 use std::time::Duration;
 
 /// An HTTP fetcher for one provider.
@@ -18,12 +19,36 @@ pub struct Fetched {
     pub max_age: Option<Duration>,
 }
 
+/// Why [`Fetcher::get`] returned no document: the server did not answer in time, the connection
+/// or the transfer failed, the status was not 200, or the body exceeded the size limit.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// No response headers within the timeout.
+    #[error("{url}: no answer within {timeout:?}")]
+    NoAnswer { url: String, timeout: Duration },
+    /// The body did not arrive within the timeout.
+    #[error("{url}: body not received within {timeout:?}")]
+    BodyTimeout { url: String, timeout: Duration },
+    /// Connecting, sending the request or reading the body failed.
+    #[error("{url}: {}", describe(.error))]
+    Transport { url: String, error: reqwest::Error },
+    /// The server answered with another status than 200.
+    #[error("{url}: HTTP {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    /// The body is (or announces itself as) larger than the size limit.
+    #[error("{url}: response larger than {max_size} bytes")]
+    TooLarge { url: String, max_size: usize },
+}
+
 impl Fetcher {
     pub fn new(
         timeout: Duration,
         max_size: usize,
         ca_pem: Option<&[u8]>,
-    ) -> Result<Fetcher, String> {
+    ) -> Result<Fetcher, SetupError> {
         let mut builder = reqwest::Client::builder()
             .no_proxy()
             .timeout(timeout)
@@ -31,13 +56,11 @@ impl Fetcher {
             .redirect(reqwest::redirect::Policy::limited(3))
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = ca_pem {
-            let certificate = reqwest::Certificate::from_pem(pem)
-                .map_err(|e| format!("invalid CA certificate: {e}"))?;
+            let certificate =
+                reqwest::Certificate::from_pem(pem).map_err(SetupError::InvalidCaCertificate)?;
             builder = builder.add_root_certificate(certificate);
         }
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = builder.build().map_err(SetupError::HttpClient)?;
         Ok(Fetcher {
             client,
             timeout,
@@ -46,23 +69,34 @@ impl Fetcher {
     }
 
     /// GETs `url`, expecting 200 and at most `max_size` bytes.
-    pub async fn get(&self, url: &str) -> Result<Fetched, String> {
+    pub async fn get(&self, url: &str) -> Result<Fetched, FetchError> {
+        let transport = |error| FetchError::Transport {
+            url: url.to_owned(),
+            error,
+        };
+        let too_large = || FetchError::TooLarge {
+            url: url.to_owned(),
+            max_size: self.max_size,
+        };
         let request = self.client.get(url).header("accept", "application/json");
         let mut response = tokio::time::timeout(self.timeout, request.send())
             .await
-            .map_err(|_| format!("{url}: no answer within {:?}", self.timeout))?
-            .map_err(|e| format!("{url}: {}", describe(&e)))?;
+            .map_err(|_| FetchError::NoAnswer {
+                url: url.to_owned(),
+                timeout: self.timeout,
+            })?
+            .map_err(transport)?;
         if response.status() != reqwest::StatusCode::OK {
-            return Err(format!("{url}: HTTP {}", response.status()));
+            return Err(FetchError::Status {
+                url: url.to_owned(),
+                status: response.status(),
+            });
         }
         if response
             .content_length()
             .is_some_and(|len| len as usize > self.max_size)
         {
-            return Err(format!(
-                "{url}: response larger than {} bytes",
-                self.max_size
-            ));
+            return Err(too_large());
         }
         let max_age = response
             .headers()
@@ -73,14 +107,14 @@ impl Fetcher {
         loop {
             let chunk = tokio::time::timeout(self.timeout, response.chunk())
                 .await
-                .map_err(|_| format!("{url}: body not received within {:?}", self.timeout))?
-                .map_err(|e| format!("{url}: {}", describe(&e)))?;
+                .map_err(|_| FetchError::BodyTimeout {
+                    url: url.to_owned(),
+                    timeout: self.timeout,
+                })?
+                .map_err(transport)?;
             let Some(chunk) = chunk else { break };
             if body.len() + chunk.len() > self.max_size {
-                return Err(format!(
-                    "{url}: response larger than {} bytes",
-                    self.max_size
-                ));
+                return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
@@ -156,5 +190,17 @@ mod tests {
         assert!(is_loopback("http://127.0.0.1:8080/x"));
         assert!(is_loopback("http://localhost/x"));
         assert!(!is_loopback("http://keycloak.internal/x"));
+    }
+
+    #[test]
+    fn fetch_error_names_the_url_and_the_status() {
+        let error = FetchError::Status {
+            url: "https://idp.example/jwks".into(),
+            status: reqwest::StatusCode::NOT_FOUND,
+        };
+        assert_eq!(
+            error.to_string(),
+            "https://idp.example/jwks: HTTP 404 Not Found"
+        );
     }
 }

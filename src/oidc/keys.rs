@@ -26,6 +26,47 @@ pub struct KeySet {
 /// Why an entry was skipped, for a log line.
 pub type SkippedEntry = String;
 
+/// Why a whole key source is unusable: a JWKS document that is not JSON or has no `keys`
+/// array, or a PEM text without a public key. (Single unusable JWKS entries are skipped
+/// instead, see [`UnusableKey`].)
+#[derive(Debug, thiserror::Error)]
+pub enum KeySetError {
+    #[error("the JWKS is not valid JSON: {0}")]
+    JwksNotJson(serde_json::Error),
+    #[error("the JWKS has no `keys` array")]
+    JwksWithoutKeys,
+    #[error("the PEM holds no RSA, EC or Ed25519 public key")]
+    PemWithoutPublicKey,
+}
+
+/// Why one JWKS entry cannot verify signatures; the entry is skipped and reported, the rest
+/// of the set is kept.
+#[derive(Debug, thiserror::Error)]
+enum UnusableKey {
+    /// `use` is something else than `sig` (Keycloak's `enc` key).
+    #[error("`use: {0}` is not a signing key")]
+    NotForSigning(String),
+    #[error("unsupported EC curve {0:?}")]
+    UnsupportedEcCurve(Option<String>),
+    #[error("unsupported OKP curve {0:?}")]
+    UnsupportedOkpCurve(Option<String>),
+    /// `kty: oct`: HMAC secrets come only from `shared_secret`.
+    #[error("symmetric keys are never taken from a JWKS")]
+    Symmetric,
+    #[error("unknown kty `{0}`")]
+    UnknownKeyType(String),
+    #[error("unknown or non-signing alg `{0}`")]
+    UnknownAlgorithm(String),
+    #[error("alg `{alg}` does not fit kty `{kty}`")]
+    AlgorithmDoesNotFitKeyType { alg: String, kty: String },
+    /// The entry does not deserialize as a JWK.
+    #[error("bad parameters: {0}")]
+    BadParameters(serde_json::Error),
+    /// The JWK's key material is unusable.
+    #[error("bad key: {0}")]
+    BadKey(jsonwebtoken::errors::Error),
+}
+
 const RSA_ALGORITHMS: [Algorithm; 6] = [
     Algorithm::RS256,
     Algorithm::RS384,
@@ -37,13 +78,12 @@ const RSA_ALGORITHMS: [Algorithm; 6] = [
 
 impl KeySet {
     /// Parses a JWKS document, keeping every usable signing key.
-    pub fn from_jwks(document: &[u8]) -> Result<(KeySet, Vec<SkippedEntry>), String> {
-        let value: Value = serde_json::from_slice(document)
-            .map_err(|e| format!("the JWKS is not valid JSON: {e}"))?;
+    pub fn from_jwks(document: &[u8]) -> Result<(KeySet, Vec<SkippedEntry>), KeySetError> {
+        let value: Value = serde_json::from_slice(document).map_err(KeySetError::JwksNotJson)?;
         let entries = value
             .get("keys")
             .and_then(Value::as_array)
-            .ok_or("the JWKS has no `keys` array")?;
+            .ok_or(KeySetError::JwksWithoutKeys)?;
         let mut set = KeySet::default();
         let mut skipped = Vec::new();
         for entry in entries {
@@ -62,7 +102,7 @@ impl KeySet {
     }
 
     /// PEM public keys (RSA, EC or Ed25519), or an HMAC secret.
-    pub fn from_pem(pem: &str) -> Result<KeySet, String> {
+    pub fn from_pem(pem: &str) -> Result<KeySet, KeySetError> {
         let bytes = pem.as_bytes();
         type Parser = fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>;
         let attempts: [(Parser, Vec<Algorithm>); 3] = [
@@ -84,7 +124,7 @@ impl KeySet {
                 });
             }
         }
-        Err("the PEM holds no RSA, EC or Ed25519 public key".into())
+        Err(KeySetError::PemWithoutPublicKey)
     }
 
     /// An HMAC key for HS256/384/512 (only with an explicitly configured shared secret).
@@ -160,10 +200,10 @@ pub enum KeyLookup<'a> {
     AlgorithmMismatch,
 }
 
-fn parse_entry(entry: &Value) -> Result<(DecodingKey, Vec<Algorithm>), String> {
+fn parse_entry(entry: &Value) -> Result<(DecodingKey, Vec<Algorithm>), UnusableKey> {
     match entry.get("use").and_then(Value::as_str) {
         None | Some("sig") => {}
-        Some(other) => return Err(format!("`use: {other}` is not a signing key")),
+        Some(other) => return Err(UnusableKey::NotForSigning(other.to_owned())),
     }
     let kty = entry.get("kty").and_then(Value::as_str).unwrap_or_default();
     let family: Vec<Algorithm> = match kty {
@@ -171,30 +211,32 @@ fn parse_entry(entry: &Value) -> Result<(DecodingKey, Vec<Algorithm>), String> {
         "EC" => match entry.get("crv").and_then(Value::as_str) {
             Some("P-256") => vec![Algorithm::ES256],
             Some("P-384") => vec![Algorithm::ES384],
-            other => return Err(format!("unsupported EC curve {other:?}")),
+            other => return Err(UnusableKey::UnsupportedEcCurve(other.map(str::to_owned))),
         },
         "OKP" => match entry.get("crv").and_then(Value::as_str) {
             Some("Ed25519") => vec![Algorithm::EdDSA],
-            other => return Err(format!("unsupported OKP curve {other:?}")),
+            other => return Err(UnusableKey::UnsupportedOkpCurve(other.map(str::to_owned))),
         },
-        "oct" => return Err("symmetric keys are never taken from a JWKS".into()),
-        other => return Err(format!("unknown kty `{other}`")),
+        "oct" => return Err(UnusableKey::Symmetric),
+        other => return Err(UnusableKey::UnknownKeyType(other.to_owned())),
     };
     let algorithms = match entry.get("alg").and_then(Value::as_str) {
         None => family,
         Some(alg) => {
             let algorithm: Algorithm = alg
                 .parse()
-                .map_err(|_| format!("unknown or non-signing alg `{alg}`"))?;
+                .map_err(|_| UnusableKey::UnknownAlgorithm(alg.to_owned()))?;
             if !family.contains(&algorithm) {
-                return Err(format!("alg `{alg}` does not fit kty `{kty}`"));
+                return Err(UnusableKey::AlgorithmDoesNotFitKeyType {
+                    alg: alg.to_owned(),
+                    kty: kty.to_owned(),
+                });
             }
             vec![algorithm]
         }
     };
-    let jwk: Jwk =
-        serde_json::from_value(entry.clone()).map_err(|e| format!("bad parameters: {e}"))?;
-    let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("bad key: {e}"))?;
+    let jwk: Jwk = serde_json::from_value(entry.clone()).map_err(UnusableKey::BadParameters)?;
+    let key = DecodingKey::from_jwk(&jwk).map_err(UnusableKey::BadKey)?;
     Ok((key, algorithms))
 }
 
@@ -246,8 +288,28 @@ mod tests {
     fn malformed_documents_are_errors() {
         assert!(KeySet::from_jwks(b"not json")
             .unwrap_err()
+            .to_string()
             .contains("not valid JSON"));
-        assert!(KeySet::from_jwks(b"{}").unwrap_err().contains("no `keys`"));
+        assert!(KeySet::from_jwks(b"{}")
+            .unwrap_err()
+            .to_string()
+            .contains("no `keys`"));
+    }
+
+    #[test]
+    fn key_set_error_explains_an_unusable_pem() {
+        assert_eq!(
+            KeySet::from_pem("not a key").unwrap_err().to_string(),
+            "the PEM holds no RSA, EC or Ed25519 public key"
+        );
+    }
+
+    #[test]
+    fn unusable_key_explains_the_skip() {
+        let error = parse_entry(&serde_json::json!({ "kid": "x", "kty": "EC", "crv": "P-521" }))
+            .err()
+            .unwrap();
+        assert_eq!(error.to_string(), r#"unsupported EC curve Some("P-521")"#);
     }
 
     #[test]

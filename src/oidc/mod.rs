@@ -26,3 +26,31 @@ pub use authenticator::{Authenticator, Verified};
 pub use failure::{AuthFailure, AuthReason};
 pub use settings::{compile_provider, ProviderSettings};
 pub use sources::{compile_token_sources, TokenSources};
+
+/// Why the identity providers of a configuration cannot be set up (by [`Authenticator::new`]
+/// and [`provider::Provider::new`]): the CA certificate is invalid, the HTTP client cannot be
+/// built, or a static JWKS or PEM key does not parse. Network failures are not setup errors:
+/// remote keys are fetched later and retried.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// `ca_file` holds no usable certificate.
+    #[error("invalid CA certificate: {0}")]
+    InvalidCaCertificate(reqwest::Error),
+    /// The TLS backend or the client configuration was refused.
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+    /// A static JWKS (`jwks_file`, `jwks_inline`) or `public_key_pem` does not parse.
+    #[error(transparent)]
+    StaticKeys(#[from] keys::KeySetError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_error_shows_the_key_problem_as_is() {
+        let error = SetupError::from(keys::KeySetError::JwksWithoutKeys);
+        assert_eq!(error.to_string(), "the JWKS has no `keys` array");
+    }
+}

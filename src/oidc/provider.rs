@@ -8,10 +8,11 @@
 //! `min_refetch_interval` — a flood of random kids costs the IdP one request per interval.
 
 use super::cache::TokenCache;
-use super::fetch::{is_loopback, Fetcher};
-use super::keys::KeySet;
+use super::fetch::{is_loopback, FetchError, Fetcher};
+use super::keys::{KeySet, KeySetError};
 use super::settings::{KeySource, ProviderSettings};
 use super::verify::ClaimRules;
+use super::SetupError;
 use crate::metrics::metrics;
 use arc_swap::ArcSwapOption;
 use std::collections::HashSet;
@@ -37,6 +38,36 @@ pub struct Provider {
     logged_skips: Mutex<HashSet<String>>,
 }
 
+/// Why fetching a provider's keys (discovery document, then JWKS) failed, at start, on
+/// refresh or on an unknown `kid`; the last good keys stay in use.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFetchError {
+    /// The HTTP request for the discovery document or the JWKS failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("{url}: the discovery document is not JSON: {error}")]
+    DiscoveryNotJson {
+        url: String,
+        error: serde_json::Error,
+    },
+    #[error("{url}: no `issuer`")]
+    DiscoveryWithoutIssuer { url: String },
+    #[error("{url}: no `jwks_uri`")]
+    DiscoveryWithoutJwksUri { url: String },
+    /// The discovery document names another issuer than the configured one.
+    #[error("the discovered issuer `{discovered}` differs from the configured `{configured}` (they must be equal exactly)")]
+    IssuerMismatch {
+        discovered: String,
+        configured: String,
+    },
+    /// The JWKS document is malformed.
+    #[error("{uri}: {error}")]
+    Jwks { uri: String, error: KeySetError },
+    /// Every entry of the JWKS was skipped.
+    #[error("{uri}: the JWKS holds no usable signing key")]
+    NoSigningKey { uri: String },
+}
+
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -48,7 +79,7 @@ impl Provider {
     pub fn new(
         settings: ProviderSettings,
         runtime: tokio::runtime::Handle,
-    ) -> Result<Arc<Provider>, String> {
+    ) -> Result<Arc<Provider>, SetupError> {
         let fetcher = Fetcher::new(
             settings.fetch_timeout,
             settings.max_jwks_size,
@@ -140,27 +171,33 @@ impl Provider {
     }
 
     /// Fetches discovery (if needed) and the JWKS once; returns the max-age the JWKS asked for.
-    async fn fetch(&self) -> Result<Option<Duration>, String> {
+    async fn fetch(&self) -> Result<Option<Duration>, KeyFetchError> {
         if self.jwks_uri.load().is_none() {
             let KeySource::Discovery(url) = &self.settings.source else {
                 return Ok(None);
             };
             let document = self.fetcher.get(url).await?;
-            let discovery: serde_json::Value = serde_json::from_slice(&document.body)
-                .map_err(|e| format!("{url}: the discovery document is not JSON: {e}"))?;
+            let discovery: serde_json::Value =
+                serde_json::from_slice(&document.body).map_err(|error| {
+                    KeyFetchError::DiscoveryNotJson {
+                        url: url.clone(),
+                        error,
+                    }
+                })?;
             let issuer = discovery
                 .get("issuer")
                 .and_then(|v| v.as_str())
-                .ok_or_else(|| format!("{url}: no `issuer`"))?;
+                .ok_or_else(|| KeyFetchError::DiscoveryWithoutIssuer { url: url.clone() })?;
             let jwks_uri = discovery
                 .get("jwks_uri")
                 .and_then(|v| v.as_str())
-                .ok_or_else(|| format!("{url}: no `jwks_uri`"))?;
+                .ok_or_else(|| KeyFetchError::DiscoveryWithoutJwksUri { url: url.clone() })?;
             if let Some(configured) = &self.settings.issuer {
                 if configured != issuer {
-                    return Err(format!(
-                        "the discovered issuer `{issuer}` differs from the configured `{configured}` (they must be equal exactly)"
-                    ));
+                    return Err(KeyFetchError::IssuerMismatch {
+                        discovered: issuer.to_owned(),
+                        configured: configured.clone(),
+                    });
                 }
             }
             self.set_issuer(issuer);
@@ -170,16 +207,22 @@ impl Provider {
             return Ok(None);
         };
         let fetched = self.fetcher.get(&uri).await?;
-        let (set, skipped) = KeySet::from_jwks(&fetched.body).map_err(|e| format!("{uri}: {e}"))?;
+        let (set, skipped) =
+            KeySet::from_jwks(&fetched.body).map_err(|error| KeyFetchError::Jwks {
+                uri: uri.to_string(),
+                error,
+            })?;
         if set.is_empty() {
-            return Err(format!("{uri}: the JWKS holds no usable signing key"));
+            return Err(KeyFetchError::NoSigningKey {
+                uri: uri.to_string(),
+            });
         }
         self.install(set, skipped);
         Ok(fetched.max_age)
     }
 
     /// One fetch with metrics and logging; keeps the last good keys on failure.
-    async fn fetch_and_record(&self) -> Result<Option<Duration>, String> {
+    async fn fetch_and_record(&self) -> Result<Option<Duration>, KeyFetchError> {
         let result = self.fetch().await;
         let name = self.settings.name.as_str();
         let label = if result.is_ok() { "success" } else { "failure" };
@@ -307,5 +350,22 @@ impl ProviderSettings {
             KeySource::Discovery(url) | KeySource::Remote(url) => Some(url),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_fetch_error_explains_an_issuer_mismatch() {
+        let error = KeyFetchError::IssuerMismatch {
+            discovered: "https://idp/realms/a".into(),
+            configured: "https://idp/realms/b".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "the discovered issuer `https://idp/realms/a` differs from the configured `https://idp/realms/b` (they must be equal exactly)"
+        );
     }
 }

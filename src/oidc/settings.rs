@@ -113,11 +113,14 @@ pub fn compile_provider(
                 PathError::new(path, "the static JWKS holds no usable signing key"),
             ),
             Ok(_) => {}
-            Err(e) => errors.push(PathError::new(path, e)),
+            Err(e) => errors.push(PathError::new(path, e.to_string())),
         },
         KeySource::StaticPem(pem) => {
             if let Err(e) = KeySet::from_pem(pem) {
-                errors.push(PathError::new(format!("{path}.public_key_pem"), e));
+                errors.push(PathError::new(
+                    format!("{path}.public_key_pem"),
+                    e.to_string(),
+                ));
             }
         }
         _ => {}

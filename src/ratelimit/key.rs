@@ -12,11 +12,11 @@
 //! so a fallback key cannot collide with one. (Counting such requests together under one shared
 //! "unknown" key instead would let one client exhaust every anonymous caller's budget.)
 //! `client_ip` is the address the caller resolved: the socket peer, or X-Forwarded-For /
-//! Forwarded when the peer is in `trusted_proxies` (see [`crate::forwarding`]).
+//! Forwarded when the peer is in `trusted_proxies` (see [`crate::pipeline::facts`]).
 
+use super::policy::{RateKeyPart, RateLimitPolicy};
 use crate::config::units::RateSpec;
-use crate::config::upstream_compile::{RateKeyPart, RateLimitPolicy};
-use crate::forwarding::push_ip;
+use crate::ip_text::push_ip;
 use crate::policy::{holds, Identity};
 use serde_json::Value;
 use std::fmt::Write;

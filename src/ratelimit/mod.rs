@@ -24,16 +24,17 @@ pub mod gcra;
 pub mod key;
 pub mod local;
 pub mod metrics;
+pub mod policy;
 pub mod redis_store;
 
 pub use decision::{rate_limit_headers, Decision, RateLimitHeaders};
 pub use gcra::Limit;
 pub use key::{choose_tier, rate_key, tier_rate, KeySource, TierChoice};
 pub use local::{Clock, LocalStore, ManualClock, MonotonicClock, DEFAULT_MAX_KEYS};
+pub use policy::{compile_rate_limits, RateKeyPart, RateLimitPolicy};
 pub use redis_store::{compile_redis, RedisSettings, RedisStore};
 
 use crate::config::file::{RateLimitStore, RedisOnError};
-use crate::config::upstream_compile::RateLimitPolicy;
 use crate::policy::Identity;
 use metrics::PolicyCounters;
 use std::net::IpAddr;

@@ -159,6 +159,14 @@ impl RedisFailure {
     }
 }
 
+/// Why a [`RedisStore`] cannot be prepared: the Redis client refuses the URL (bad syntax or
+/// an unsupported scheme). Connection failures are not reported here; they happen per call.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisStoreError {
+    #[error(transparent)]
+    InvalidUrl(redis::RedisError),
+}
+
 /// Connections, script and breaker for one Redis.
 pub struct RedisStore {
     settings: RedisSettings,
@@ -179,8 +187,9 @@ impl fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// Prepares the store; connects nothing yet (no runtime is needed).
-    pub fn new(settings: RedisSettings) -> Result<Self, String> {
-        let client = redis::Client::open(settings.url.as_str()).map_err(|e| e.to_string())?;
+    pub fn new(settings: RedisSettings) -> Result<Self, RedisStoreError> {
+        let client =
+            redis::Client::open(settings.url.as_str()).map_err(RedisStoreError::InvalidUrl)?;
         Ok(RedisStore {
             pool: (0..settings.pool_size.max(1))
                 .map(|_| OnceLock::new())
@@ -384,5 +393,20 @@ impl Breaker {
             self.backoff_ns
                 .store((backoff * 2).min(BACKOFF_MAX_NS), Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_store_error_shows_the_client_error_as_is() {
+        let client_error = redis::Client::open("not a redis url").err().unwrap();
+        let expected = client_error.to_string();
+        assert_eq!(
+            RedisStoreError::InvalidUrl(client_error).to_string(),
+            expected
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! Tests against a real `redis-server`, started by each test on a free port. Without the binary
 //! they fail (never skip): install it with `apt-get install -y redis-server`.
 
+use super::compile_rate_limits;
 use super::*;
 use crate::config::file::RateLimitFile;
-use crate::config::upstream_compile::compile_rate_limits;
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

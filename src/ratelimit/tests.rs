@@ -1,8 +1,8 @@
 //! Hermetic tests of keys, tiers, the local store and headers; time is a [`ManualClock`].
 
+use super::compile_rate_limits;
 use super::*;
 use crate::config::file::{RateLimitFile, RedisFile};
-use crate::config::upstream_compile::compile_rate_limits;
 use futures_util::FutureExt;
 use http::HeaderMap;
 use serde_json::{json, Value};

@@ -36,9 +36,21 @@ pub struct TemplateContext<'a> {
     pub path: &'a str,
 }
 
+/// Why a header value template (`set_headers`, `append_headers`, `add_query`, JSON `set`) does
+/// not compile: unbalanced braces or an unknown variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("unmatched `}}` in `{text}` (write `}}}}` for a literal brace)")]
+    UnmatchedClosingBrace { text: String },
+    #[error("unclosed `{{` in `{text}`")]
+    UnclosedBrace { text: String },
+    #[error("unknown variable `{{{variable}}}`: use `{{claims.<path>}}` or `{{request.id|client_ip|method|host|path}}`")]
+    UnknownVariable { variable: String },
+}
+
 impl Template {
     /// Parses `text`; unknown variables and unbalanced braces are errors.
-    pub fn parse(text: &str) -> Result<Template, String> {
+    pub fn parse(text: &str) -> Result<Template, TemplateError> {
         let mut pieces = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
@@ -51,13 +63,11 @@ impl Template {
                 continue;
             }
             if after.starts_with('}') {
-                return Err(format!(
-                    "unmatched `}}` in `{text}` (write `}}}}` for a literal brace)"
-                ));
+                return Err(TemplateError::UnmatchedClosingBrace { text: text.into() });
             }
             let end = after
                 .find('}')
-                .ok_or_else(|| format!("unclosed `{{` in `{text}`"))?;
+                .ok_or_else(|| TemplateError::UnclosedBrace { text: text.into() })?;
             let variable = &after[1..end];
             let piece = match variable {
                 "request.id" => Piece::RequestId,
@@ -70,9 +80,9 @@ impl Template {
                         Piece::Claim(path.split('.').map(str::to_owned).collect())
                     }
                     _ => {
-                        return Err(format!(
-                            "unknown variable `{{{variable}}}`: use `{{claims.<path>}}` or `{{request.id|client_ip|method|host|path}}`"
-                        ))
+                        return Err(TemplateError::UnknownVariable {
+                            variable: variable.into(),
+                        })
                     }
                 },
             };
@@ -165,7 +175,7 @@ impl HeaderOps {
                     match Template::parse(value) {
                         Ok(template) => Some((header, template)),
                         Err(e) => {
-                            errors.push(PathError::new(item_path, e));
+                            errors.push(PathError::new(item_path, e.to_string()));
                             None
                         }
                     }
@@ -277,11 +287,28 @@ mod tests {
         assert!(Template::parse("{claims.}").is_err());
         assert!(Template::parse("{nope}")
             .unwrap_err()
+            .to_string()
             .contains("unknown variable"));
         assert!(Template::parse("{claims.sub")
             .unwrap_err()
+            .to_string()
             .contains("unclosed"));
-        assert!(Template::parse("a}b").unwrap_err().contains("unmatched"));
+        assert!(Template::parse("a}b")
+            .unwrap_err()
+            .to_string()
+            .contains("unmatched"));
+    }
+
+    #[test]
+    fn template_error_shows_the_unknown_variable_with_its_braces() {
+        assert_eq!(
+            Template::parse("x-{nope}").unwrap_err().to_string(),
+            "unknown variable `{nope}`: use `{claims.<path>}` or `{request.id|client_ip|method|host|path}`"
+        );
+        assert_eq!(
+            Template::parse("a}b").unwrap_err().to_string(),
+            "unmatched `}` in `a}b` (write `}}` for a literal brace)"
+        );
     }
 
     #[test]

@@ -24,13 +24,18 @@ pub struct Pointer {
     steps: Vec<Step>,
 }
 
+/// Why a JSON pointer of a body operation does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PointerError {
+    #[error("`{text}` is not a JSON pointer: it must start with `/`")]
+    MissingLeadingSlash { text: String },
+}
+
 impl Pointer {
     /// Parses an RFC 6901 pointer, where a `*` segment matches every element.
-    pub fn parse(text: &str) -> Result<Pointer, String> {
+    pub fn parse(text: &str) -> Result<Pointer, PointerError> {
         let Some(rest) = text.strip_prefix('/') else {
-            return Err(format!(
-                "`{text}` is not a JSON pointer: it must start with `/`"
-            ));
+            return Err(PointerError::MissingLeadingSlash { text: text.into() });
         };
         let steps = rest
             .split('/')
@@ -106,7 +111,7 @@ impl JsonTransform {
     ) -> JsonTransform {
         let pointer = |text: &str, item: String, errors: &mut Vec<PathError>| {
             Pointer::parse(text)
-                .map_err(|e| errors.push(PathError::new(item, e)))
+                .map_err(|e| errors.push(PathError::new(item, e.to_string())))
                 .ok()
         };
         let remove = file
@@ -144,7 +149,7 @@ impl JsonTransform {
                     Value::String(text) if text.contains('{') => match Template::parse(text) {
                         Ok(template) => SetValue::Template(template),
                         Err(e) => {
-                            errors.push(PathError::new(item, e));
+                            errors.push(PathError::new(item, e.to_string()));
                             return None;
                         }
                     },
@@ -282,3 +287,16 @@ pub fn is_json_content_type(content_type: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod pointer_error_tests {
+    use super::*;
+
+    #[test]
+    fn pointer_error_asks_for_the_leading_slash() {
+        assert_eq!(
+            Pointer::parse("items/*").unwrap_err().to_string(),
+            "`items/*` is not a JSON pointer: it must start with `/`"
+        );
+    }
+}

@@ -1,15 +1,23 @@
-//! Shared integration-test harness: free ports, a gateway process started on them from a YAML
-//! config, readiness by polling (never sleeping), and logs printed when a test fails.
+//! Shared integration-test harness: a gateway process started on port 0 from a YAML config (it
+//! reports the ports it bound in its log), readiness by polling (never sleeping), and logs
+//! printed when a test fails. The mock upstream and identity provider are in [`mocks`].
 
 #![allow(dead_code)]
 
+pub mod mocks;
+
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A port that was free a moment ago (the OS does not hand it out again right away).
+/// How long a gateway may take to log its listeners, and then to accept connections on them.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A port that was free a moment ago (the OS does not hand it out again right away). Only for
+/// programs that cannot bind port 0 and report it (redis-server, `portcullis demo --port`): the
+/// gateway binds port 0 itself, see [`GatewayProcess::start`].
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -17,9 +25,30 @@ pub fn free_port() -> u16 {
         .expect("no free port")
 }
 
-/// A port where nothing listens (connections are refused).
-pub fn closed_port() -> u16 {
-    free_port()
+/// A port on 127.0.0.1 where connections are refused, reserved while this guard lives: its
+/// socket is bound but never listens, so nothing else can take the port meanwhile.
+pub struct ClosedPort {
+    _socket: tokio::net::TcpSocket,
+    port: u16,
+}
+
+impl ClosedPort {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// A port where nothing listens (connections are refused) for as long as the guard is kept.
+pub fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .expect("bind a closed port");
+    let port = socket.local_addr().expect("closed port address").port();
+    ClosedPort {
+        _socket: socket,
+        port,
+    }
 }
 
 /// Polls `check` until it is true or `timeout` passes.
@@ -39,32 +68,121 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_portcullis")
 }
 
+/// The addresses a gateway log reports for listener `kind` (`proxy`, `tls` or `admin`), in the
+/// order logged: one line `<kind> listening on <ip>:<port>` per bound listener.
+pub fn listening_addresses(log: &str, kind: &str) -> Vec<SocketAddr> {
+    let phrase = format!("{kind} listening on ");
+    log.lines()
+        .filter_map(|line| {
+            let (start, _) = line.match_indices(&phrase).find(|(at, _)| {
+                // `kind` must be a whole word (`proxy`, not the end of another word).
+                !line[..*at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })?;
+            let rest = &line[start + phrase.len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')))
+                .unwrap_or(rest.len());
+            rest[..end].trim_end_matches(['.', ':']).parse().ok()
+        })
+        .collect()
+}
+
+/// How many listeners of each kind a configuration declares.
+#[derive(Debug, Clone, Copy)]
+struct Listeners {
+    proxy: usize,
+    tls: usize,
+    admin: usize,
+}
+
+impl Listeners {
+    /// Counts `server.listen`, `server.tls.listen` and `admin.listen`; a text that is not YAML
+    /// (the gateway will refuse it) is assumed to have one plain listener.
+    fn declared_in(config: &str) -> Listeners {
+        let Ok(document) = serde_yaml::from_str::<serde_yaml::Value>(config) else {
+            return Listeners {
+                proxy: 1,
+                tls: 0,
+                admin: 0,
+            };
+        };
+        let count = |value: Option<&serde_yaml::Value>| match value {
+            Some(serde_yaml::Value::Sequence(items)) => items.len(),
+            Some(serde_yaml::Value::String(_)) => 1,
+            _ => 0,
+        };
+        let server = document.get("server");
+        Listeners {
+            proxy: count(server.and_then(|s| s.get("listen"))),
+            tls: count(
+                server
+                    .and_then(|s| s.get("tls"))
+                    .and_then(|t| t.get("listen")),
+            ),
+            admin: count(document.get("admin").and_then(|a| a.get("listen"))),
+        }
+    }
+
+    /// Whether `log` reports every declared listener.
+    fn all_logged(&self, log: &str) -> bool {
+        listening_addresses(log, "proxy").len() >= self.proxy
+            && listening_addresses(log, "tls").len() >= self.tls
+            && listening_addresses(log, "admin").len() >= self.admin
+    }
+}
+
+/// Fills a config's placeholders: `{port}` and `{admin_port}` become `0` (the gateway binds
+/// free ports itself and logs them), `{dir}` the test's directory.
+fn fill_placeholders(config: &str, dir: &Path) -> String {
+    config
+        .replace("{port}", "0")
+        .replace("{admin_port}", "0")
+        .replace("{dir}", &dir.display().to_string())
+}
+
+/// Where to connect to reach a listener bound to `address` (loopback for a wildcard address).
+fn reachable(address: SocketAddr) -> SocketAddr {
+    match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, address.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, address.port()))
+        }
+        _ => address,
+    }
+}
+
 /// A running gateway process; killed on drop, its log printed if the test panicked.
 pub struct GatewayProcess {
     child: Child,
+    /// The first plain (`server.listen`) listener's port; 0 when there is none.
     pub port: u16,
+    /// The admin listener's port; 0 without an `admin` section.
     pub admin_port: u16,
+    /// The first TLS (`server.tls.listen`) listener's port, when there is one.
+    pub tls_port: Option<u16>,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     log_path: PathBuf,
 }
 
 impl GatewayProcess {
-    /// Starts `portcullis run` on `config`, where `{port}` and `{admin_port}` are replaced by
-    /// fresh ports, and waits until the proxy port accepts connections.
+    /// Starts `portcullis run` on `config`, where `{port}` and `{admin_port}` are replaced by `0`
+    /// and `{dir}` by the test's directory; learns the bound ports from the gateway's log lines
+    /// `proxy|tls|admin listening on IP:PORT`, and waits until they accept connections.
     pub fn start(config: &str) -> GatewayProcess {
         Self::start_with_env(config, &[])
     }
 
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> GatewayProcess {
-        let port = free_port();
-        let admin_port = free_port();
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("portcullis.yaml");
-        let text = config
-            .replace("{port}", &port.to_string())
-            .replace("{admin_port}", &admin_port.to_string())
-            .replace("{dir}", &dir.path().display().to_string());
+        let text = fill_placeholders(config, dir.path());
+        let declared = Listeners::declared_in(&text);
         std::fs::write(&config_path, text).expect("write config");
         let log_path = dir.path().join("gateway.log");
         let log = std::fs::File::create(&log_path).expect("log file");
@@ -81,21 +199,60 @@ impl GatewayProcess {
         let child = command.spawn().expect("spawn portcullis");
         let mut gateway = GatewayProcess {
             child,
-            port,
-            admin_port,
+            port: 0,
+            admin_port: 0,
+            tls_port: None,
             dir,
             config_path,
             log_path,
         };
-        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let up = wait_until(Duration::from_secs(15), || {
-            if let Ok(Some(status)) = gateway.child.try_wait() {
-                panic!("gateway exited early with {status}:\n{}", gateway.log());
-            }
-            TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok()
+
+        let mut log = String::new();
+        let logged = wait_until(START_TIMEOUT, || {
+            gateway.panic_if_exited();
+            log = gateway.log();
+            declared.all_logged(&log)
         });
-        assert!(up, "gateway did not start listening:\n{}", gateway.log());
+        assert!(
+            logged,
+            "the gateway did not log its listeners within {START_TIMEOUT:?} (expected {declared:?} \
+             lines `proxy|tls|admin listening on IP:PORT`):\n{log}"
+        );
+        let proxy = listening_addresses(&log, "proxy");
+        let tls = listening_addresses(&log, "tls");
+        let admin = listening_addresses(&log, "admin");
+        gateway.port = proxy.first().map_or(0, SocketAddr::port);
+        gateway.tls_port = tls.first().map(SocketAddr::port);
+        gateway.admin_port = admin.first().map_or(0, SocketAddr::port);
+
+        // The lines come before the ports accept connections: wait for every one of them.
+        for address in proxy.iter().chain(&tls).chain(&admin) {
+            let address = reachable(*address);
+            let up = wait_until(START_TIMEOUT, || {
+                gateway.panic_if_exited();
+                TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok()
+            });
+            assert!(
+                up,
+                "the gateway did not accept connections on {address} within {START_TIMEOUT:?}:\n{}",
+                gateway.log()
+            );
+        }
         gateway
+    }
+
+    /// Panics, with the log, when the process has already exited.
+    fn panic_if_exited(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("gateway exited early with {status}:\n{}", self.log());
+        }
+    }
+
+    /// Rewrites the config file (for a reload), filling its placeholders as [`Self::start`]
+    /// does: the ports stay `0`, since the gateway keeps the listeners it bound.
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(&self.config_path, fill_placeholders(text, self.dir.path()))
+            .expect("write config");
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,39 +1,22 @@
 //! Compiles the `routes` section: matchers into the routing index, and each route's upstream,
 //! auth policy, rate-limit policies and header operations, with every cross-reference checked.
 
-use super::file::{FileConfig, RouteFile};
-use super::policy_file::AuthFile;
-use super::upstream_compile::RateLimitPolicy;
-use super::PathError;
-use crate::policy::{compile_rule, Rule};
+use super::route_auth::{compile_auth, RouteAuth};
+use crate::config::diagnostics::suggest;
+use crate::config::file::{FileConfig, RouteFile, StringOrList};
+use crate::config::PathError;
+use crate::ratelimit::RateLimitPolicy;
 use crate::routing::{MethodSet, PathPattern, RouteMatcher, RouteTable};
 use crate::transform::{HeaderOps, JsonTransform};
 use crate::upstream::Upstream;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-/// How a route authenticates.
-#[derive(Debug, Clone)]
-pub enum RouteAuth {
-    /// `auth: none`: no token is looked at.
-    Anonymous,
-    /// A token from one of `providers` (indexes into the snapshot's provider list).
-    Verify {
-        providers: Vec<usize>,
-        /// False for `optional`: requests without a token pass, a bad token is refused.
-        token_required: bool,
-        require: Option<Rule>,
-        /// Extra rules for some methods, checked after `require`.
-        per_method: Vec<(String, Rule)>,
-    },
-}
-
 /// One compiled route.
-#[derive(Debug)]
 pub struct Route {
     pub name: String,
-    /// Index into the snapshot's upstream list.
-    pub upstream: usize,
+    /// Where the route forwards to.
+    pub upstream: Arc<Upstream>,
     /// The prefix removed before forwarding, when `strip_prefix` is on.
     pub strip_prefix: Option<String>,
     pub auth: RouteAuth,
@@ -52,6 +35,17 @@ pub struct Route {
     pub claims_header: Option<http::HeaderName>,
 }
 
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("name", &self.name)
+            .field("upstream", &self.upstream.settings.name)
+            .field("auth", &self.auth)
+            .field("rate_limits", &self.rate_limits)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Compiles every route and builds the routing index.
 pub fn compile_routes(
     file: &FileConfig,
@@ -59,7 +53,7 @@ pub fn compile_routes(
     provider_names: &[String],
     rate_limits: &[RateLimitPolicy],
     errors: &mut Vec<PathError>,
-) -> (Vec<Route>, RouteTable) {
+) -> (Vec<Arc<Route>>, RouteTable) {
     let mut names = HashSet::new();
     let mut routes = Vec::new();
     let mut matchers = Vec::new();
@@ -77,19 +71,19 @@ pub fn compile_routes(
         };
         let upstream = upstreams
             .iter()
-            .position(|u| u.settings.name == route.upstream)
-            .unwrap_or_else(|| {
-                let known: Vec<&str> = upstreams.iter().map(|u| u.settings.name.as_str()).collect();
-                errors.push(PathError::new(
-                    format!("{path}.upstream"),
-                    format!(
-                        "unknown upstream `{}`{}",
-                        route.upstream,
-                        suggest(&route.upstream, &known)
-                    ),
-                ));
-                0
-            });
+            .find(|u| u.settings.name == route.upstream)
+            .cloned();
+        if upstream.is_none() {
+            let known: Vec<&str> = upstreams.iter().map(|u| u.settings.name.as_str()).collect();
+            errors.push(PathError::new(
+                format!("{path}.upstream"),
+                format!(
+                    "unknown upstream `{}`{}",
+                    route.upstream,
+                    suggest(&route.upstream, &known)
+                ),
+            ));
+        }
         let auth_file = route.auth.as_ref().or(file.defaults.auth.as_ref());
         let auth = match auth_file {
             Some(auth) => compile_auth(auth, provider_names, &format!("{path}.auth"), errors),
@@ -116,7 +110,7 @@ pub fn compile_routes(
                     let item = if route
                         .rate_limit
                         .as_ref()
-                        .is_some_and(|r| matches!(r, super::file::StringOrList::One(_)))
+                        .is_some_and(|r| matches!(r, StringOrList::One(_)))
                     {
                         format!("{path}.rate_limit")
                     } else {
@@ -188,7 +182,7 @@ pub fn compile_routes(
                             Err(e) => {
                                 errors.push(PathError::new(
                                     format!("{path}.request.add_query.{name}"),
-                                    e,
+                                    e.to_string(),
                                 ));
                                 None
                             }
@@ -225,9 +219,12 @@ pub fn compile_routes(
             }
             _ => None,
         };
+        let Some(upstream) = upstream else {
+            continue;
+        };
         matchers.push(matcher);
         route_paths.push(path);
-        routes.push(Route {
+        routes.push(Arc::new(Route {
             name: route.name.clone(),
             upstream,
             strip_prefix,
@@ -241,7 +238,7 @@ pub fn compile_routes(
             add_query,
             remove_query,
             claims_header,
-        });
+        }));
     }
     let table = RouteTable::build(&matchers).unwrap_or_else(|conflicts| {
         for (index, message) in conflicts {
@@ -312,97 +309,4 @@ fn compile_matcher(
         path: pattern,
         methods,
     })
-}
-
-fn compile_auth(
-    auth: &AuthFile,
-    provider_names: &[String],
-    path: &str,
-    errors: &mut Vec<PathError>,
-) -> RouteAuth {
-    let all_providers = || (0..provider_names.len()).collect::<Vec<_>>();
-    let no_providers = |errors: &mut Vec<PathError>| {
-        if provider_names.is_empty() {
-            errors.push(PathError::new(
-                path,
-                "needs at least one entry in `identity_providers`",
-            ));
-        }
-    };
-    match auth {
-        AuthFile::None => RouteAuth::Anonymous,
-        AuthFile::Optional => {
-            no_providers(errors);
-            RouteAuth::Verify {
-                providers: all_providers(),
-                token_required: false,
-                require: None,
-                per_method: Vec::new(),
-            }
-        }
-        AuthFile::Policy(policy) => {
-            let providers = match &policy.providers {
-                None => {
-                    no_providers(errors);
-                    all_providers()
-                }
-                Some(names) => names
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, name)| {
-                        let found = provider_names.iter().position(|p| p == name);
-                        if found.is_none() {
-                            let known: Vec<&str> =
-                                provider_names.iter().map(String::as_str).collect();
-                            errors.push(PathError::new(
-                                format!("{path}.providers[{i}]"),
-                                format!(
-                                    "unknown identity provider `{name}`{}",
-                                    suggest(name, &known)
-                                ),
-                            ));
-                        }
-                        found
-                    })
-                    .collect(),
-            };
-            let require = policy
-                .require
-                .as_ref()
-                .map(|r| compile_rule(r, &format!("{path}.require"), errors));
-            let per_method = policy
-                .methods
-                .iter()
-                .map(|(method, rule)| {
-                    (
-                        method.clone(),
-                        compile_rule(rule, &format!("{path}.methods.{method}"), errors),
-                    )
-                })
-                .collect();
-            RouteAuth::Verify {
-                providers,
-                token_required: !policy.optional,
-                require,
-                per_method,
-            }
-        }
-    }
-}
-
-/// `, did you mean `x`?` when one known name is close to `name`.
-fn suggest(name: &str, known: &[&str]) -> String {
-    known
-        .iter()
-        .map(|k| (super::diagnostics::edit_distance(name, k), k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| format!(", did you mean `{k}`?"))
-        .unwrap_or_else(|| {
-            if known.is_empty() {
-                String::new()
-            } else {
-                format!(" (defined: {})", known.join(", "))
-            }
-        })
 }

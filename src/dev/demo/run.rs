@@ -4,8 +4,9 @@
 //! tokens: an allowed call, a 401, a 403, a 429 and a transformed body.
 
 use super::upstream::DemoUpstream;
-use crate::devidp::DevIdp;
-use crate::{config, server};
+use crate::compile;
+use crate::dev::identity_provider::{DevIdp, MintError, TokenBuilder};
+use crate::lifecycle::{self, Signals};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -87,14 +88,14 @@ struct DemoTokens {
     no_roles: String,
 }
 
-fn mint_tokens(idp: &DevIdp) -> Result<DemoTokens, String> {
+fn mint_tokens(idp: &DevIdp) -> Result<DemoTokens, MintError> {
     let base = |user: &str| {
         idp.token("demo")
             .subject(&format!("{user}-0001"))
             .username(user)
             .expires_in(TOKEN_LIFETIME_SECONDS)
     };
-    let mint = |builder: crate::devidp::TokenBuilder| builder.mint().map_err(|e| e.to_string());
+    let mint = |builder: TokenBuilder| builder.mint();
     Ok(DemoTokens {
         reader: mint(
             base("alice")
@@ -119,7 +120,7 @@ fn mint_tokens(idp: &DevIdp) -> Result<DemoTokens, String> {
 }
 
 /// Runs the demo until interrupted.
-pub fn run(port: u16, control: tokio::runtime::Runtime, signals: server::Signals) -> ExitCode {
+pub fn run(port: u16, control: tokio::runtime::Runtime, signals: Signals) -> ExitCode {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         eprintln!("portcullis demo: {what}: {e}");
         ExitCode::FAILURE
@@ -141,7 +142,7 @@ pub fn run(port: u16, control: tokio::runtime::Runtime, signals: server::Signals
         Err(e) => return fail("cannot mint demo tokens", &e),
     };
     let text = demo_config(port, admin_port, upstream.addr(), &idp);
-    let runtime_config = match config::compile_text("<demo>", &text) {
+    let compiled = match compile::compile_text("<demo>", &text) {
         Ok(c) => c,
         Err(errors) => return fail("internal configuration error", &errors),
     };
@@ -161,11 +162,14 @@ pub fn run(port: u16, control: tokio::runtime::Runtime, signals: server::Signals
     // The demo upstream and identity provider live as long as the process.
     std::mem::forget(upstream);
     std::mem::forget(idp);
-    let options = server::RunOptions {
+    let options = lifecycle::RunOptions {
         config_path: None,
         upgrade: false,
     };
-    server::run(runtime_config, options, control, signals)
+    match lifecycle::run(compiled, options, control, signals) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail("cannot start the gateway", &e),
+    }
 }
 
 fn print_walkthrough(base: &str, admin_port: u16, issuer: &str, t: &DemoTokens) {

@@ -1,15 +1,16 @@
 //! Every response the gateway produces itself, and the one place that maps them to HTTP.
 //!
-//! Each refusal is a [`Denial`] with a stable `reason` code. [`respond`] writes it as an
+//! Each refusal or upstream failure is a [`Denial`] with a stable `reason` code; a Pingora error
+//! from the upstream side becomes one in [`classify_proxy_error`]. [`send`] writes it as an
 //! `application/problem+json` body (RFC 9457) carrying the reason and the request id, with the
 //! headers the status needs (`Allow` for 405, `WWW-Authenticate` for 401/403, `Retry-After` for
-//! 429/503). No other module writes an error response.
+//! 429/503). No other module writes a response of the gateway's own.
 
 use crate::request_id::REQUEST_ID_HEADER;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
-use pingora::Result;
+use pingora::{Error, ErrorSource, ErrorType, Result};
 use std::borrow::Cow;
 
 /// Why the gateway answered instead of the upstream.
@@ -205,9 +206,28 @@ fn quote_safe(text: &str) -> String {
         .collect()
 }
 
+/// The response for a failed proxy attempt on `upstream`, or `None` when the client is gone
+/// (nothing to answer).
+pub fn classify_proxy_error(error: &Error, upstream: &str) -> Option<Denial> {
+    match error.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            return Some(Denial::UpstreamTimeout {
+                detail: format!("upstream `{upstream}` did not answer in time"),
+            })
+        }
+        _ => {}
+    }
+    match error.esource() {
+        ErrorSource::Downstream => None,
+        _ => Some(Denial::UpstreamUnavailable {
+            detail: format!("upstream `{upstream}` failed: {}", error.etype().as_str()),
+        }),
+    }
+}
+
 /// Writes `denial` to the client. The connection is kept alive unless the request still has an
 /// unread body.
-pub async fn respond(session: &mut Session, denial: &Denial, request_id: &str) -> Result<()> {
+pub async fn send(session: &mut Session, denial: &Denial, request_id: &str) -> Result<()> {
     let body = denial.body(request_id);
     let header = denial.response_header(request_id, body.len())?;
     if request_has_unread_body(session) {

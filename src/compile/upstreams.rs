@@ -1,9 +1,8 @@
-//! Compiles the `upstreams` and `rate_limits` sections into runtime values.
+//! Compiles the `upstreams` section into target pools (no network activity).
 
-use super::file::{HealthCheckKind, RateLimitFile, RateLimitStore, UpstreamFile};
-use super::units::{ConfigDuration, RateSpec};
-use super::PathError;
-use crate::policy::{compile_rule, Rule};
+use crate::config::file::{HealthCheckKind, UpstreamFile};
+use crate::config::units::ConfigDuration;
+use crate::config::PathError;
 use crate::upstream::{HealthSettings, Target, Upstream, UpstreamSettings, UpstreamTls};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,7 +33,12 @@ pub fn compile_upstreams(
             .enumerate()
             .filter_map(|(i, text)| {
                 Target::parse(text)
-                    .map_err(|e| errors.push(PathError::new(format!("{path}.targets[{i}]"), e)))
+                    .map_err(|e| {
+                        errors.push(PathError::new(
+                            format!("{path}.targets[{i}]"),
+                            e.to_string(),
+                        ))
+                    })
                     .ok()
             })
             .collect();
@@ -93,94 +97,4 @@ pub fn compile_upstreams(
         }
     }
     compiled
-}
-
-/// What a rate limit is keyed on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RateKeyPart {
-    ClientId,
-    Subject,
-    ClientIp,
-    Claim(Vec<String>),
-    Header(http::HeaderName),
-}
-
-/// A named rate-limit policy (behaviour arrives with the rate-limit issue).
-#[derive(Debug, Clone)]
-pub struct RateLimitPolicy {
-    pub name: String,
-    pub key: Vec<RateKeyPart>,
-    pub rate: RateSpec,
-    pub burst: u64,
-    pub tiers: Vec<(Rule, RateSpec, u64)>,
-    pub store: RateLimitStore,
-    pub headers: bool,
-}
-
-/// Compiles every policy, in name order.
-pub fn compile_rate_limits(
-    policies: &BTreeMap<String, RateLimitFile>,
-    errors: &mut Vec<PathError>,
-) -> Vec<RateLimitPolicy> {
-    policies
-        .iter()
-        .map(|(name, file)| {
-            let path = format!("rate_limits.{name}");
-            let key = file
-                .key
-                .to_vec()
-                .iter()
-                .enumerate()
-                .filter_map(|(i, part)| {
-                    parse_key_part(part)
-                        .map_err(|e| errors.push(PathError::new(format!("{path}.key[{i}]"), e)))
-                        .ok()
-                })
-                .collect();
-            let tiers = file
-                .tiers
-                .iter()
-                .enumerate()
-                .map(|(i, tier)| {
-                    let rule = compile_rule(&tier.when, &format!("{path}.tiers[{i}].when"), errors);
-                    (rule, tier.rate, tier.burst.unwrap_or(0))
-                })
-                .collect();
-            RateLimitPolicy {
-                name: name.clone(),
-                key,
-                rate: file.rate,
-                burst: file.burst.unwrap_or(0),
-                tiers,
-                store: file.store.unwrap_or(RateLimitStore::Local),
-                headers: file.headers.unwrap_or(true),
-            }
-        })
-        .collect()
-}
-
-fn parse_key_part(text: &str) -> Result<RateKeyPart, String> {
-    match text {
-        "client_id" => Ok(RateKeyPart::ClientId),
-        "subject" => Ok(RateKeyPart::Subject),
-        "client_ip" => Ok(RateKeyPart::ClientIp),
-        _ => {
-            if let Some(path) = text.strip_prefix("claim:") {
-                if path.is_empty() || path.split('.').any(str::is_empty) {
-                    return Err(format!("`{text}`: `claim:` needs a dotted claim path"));
-                }
-                return Ok(RateKeyPart::Claim(
-                    path.split('.').map(str::to_owned).collect(),
-                ));
-            }
-            if let Some(name) = text.strip_prefix("header:") {
-                return http::HeaderName::from_bytes(name.as_bytes())
-                    .map(RateKeyPart::Header)
-                    .map_err(|_| format!("`{text}`: `{name}` is not a valid header name"));
-            }
-            Err(format!(
-                "unknown key `{text}`: use client_id, subject, client_ip, claim:<path> or header:<name>"
-            ))
-        }
-    }
 }

@@ -1,21 +1,19 @@
 //! The end of every request: request metrics and the access log line. Runs in the `logging`
-//! phase, after the response is sent, so nothing here delays the client.
+//! hook, after the response is sent, so nothing here delays the client.
 
+use super::context::Context;
 use crate::access_log::{rfc3339_now, AccessLog};
+use crate::ip_text::ip_text;
 use crate::metrics::{method_label, metrics, status_class};
-use crate::proxy::RequestContext;
 use pingora::proxy::Session;
 
 /// Records one finished request.
-pub fn record(session: &Session, ctx: &RequestContext, access_log: &AccessLog) {
+pub fn record(session: &Session, ctx: &Context, access_log: &AccessLog) {
     let status = session
         .response_written()
         .map_or(0, |response| response.status.as_u16());
     let request = session.req_header();
-    let route = match (&ctx.config, ctx.route) {
-        (Some(config), Some(index)) => config.routes[index].name.as_str(),
-        _ => "",
-    };
+    let route = ctx.route.as_deref().map_or("", |route| route.name.as_str());
     let route_label = if route.is_empty() { "(none)" } else { route };
     let m = metrics();
     m.requests
@@ -29,7 +27,7 @@ pub fn record(session: &Session, ctx: &RequestContext, access_log: &AccessLog) {
     m.request_duration
         .with_label_values(&[route_label])
         .observe(total.as_secs_f64());
-    if let Some(upstream) = ctx.upstream_elapsed {
+    if let Some(upstream) = ctx.upstream.elapsed {
         m.upstream_duration
             .with_label_values(&[route_label])
             .observe(upstream.as_secs_f64());
@@ -44,26 +42,32 @@ pub fn record(session: &Session, ctx: &RequestContext, access_log: &AccessLog) {
     } else {
         claim("sub")
     };
-    let client_ip = crate::forwarding::peer_ip(session).map(crate::forwarding::ip_text);
+    let facts = &ctx.facts;
+    let client_ip = (!facts.client_ip_text.is_empty()).then_some(facts.client_ip_text.as_str());
+    // The peer differs from the client only behind a trusted proxy: no second text otherwise.
+    let peer_text = (facts.peer_ip != facts.client_ip)
+        .then(|| facts.peer_ip.map(ip_text))
+        .flatten();
     let line = AccessLine {
-        auth: ctx.auth_decision,
+        auth: ctx.auth.as_str(),
         bytes: session.body_bytes_sent(),
         client_id: ctx
             .identity
             .as_deref()
             .and_then(crate::policy::Identity::client_id),
-        client_ip: client_ip.as_deref(),
+        client_ip,
         duration_ms: total.as_secs_f64() * 1000.0,
         method: request.method.as_str(),
         path: request.uri.path(),
-        rate_limit: ctx.rate_limit_decision,
+        peer_ip: peer_text.as_deref().or(client_ip),
+        rate_limit: ctx.rate_limit.as_str(),
         reason: ctx.denial_reason,
         request_id: ctx.request_id.as_str(),
         route,
         status,
         subject,
         time: &rfc3339_now(),
-        upstream_ms: ctx.upstream_elapsed.map(|d| d.as_secs_f64() * 1000.0),
+        upstream_ms: ctx.upstream.elapsed.map(|d| d.as_secs_f64() * 1000.0),
     };
     // Plain strings and numbers always serialize; a line is written whole or not at all.
     if let Ok(text) = serde_json::to_string(&line) {
@@ -79,10 +83,13 @@ struct AccessLine<'a> {
     auth: &'a str,
     bytes: usize,
     client_id: Option<&'a str>,
+    /// The client behind trusted proxies: the address rate limits and templates use too.
     client_ip: Option<&'a str>,
     duration_ms: f64,
     method: &'a str,
     path: &'a str,
+    /// The socket peer (a trusted proxy's address when `client_ip` came from it).
+    peer_ip: Option<&'a str>,
     rate_limit: &'a str,
     reason: Option<&'a str>,
     request_id: &'a str,
@@ -97,7 +104,8 @@ struct AccessLine<'a> {
 mod tests {
     use super::*;
 
-    /// The line is byte for byte what the former `serde_json::json!` construction produced.
+    /// The line is byte for byte what the former `serde_json::json!` construction produced (with
+    /// `peer_ip`, added since).
     #[test]
     fn access_lines_keep_their_format() {
         let line = AccessLine {
@@ -108,6 +116,7 @@ mod tests {
             duration_ms: 1.25,
             method: "GET",
             path: "/orders/\"1\"",
+            peer_ip: Some("10.0.0.1"),
             rate_limit: "allowed",
             reason: None,
             request_id: "5f2b9c1d0e7a4b3c",
@@ -128,6 +137,7 @@ mod tests {
             "duration_ms": line.duration_ms,
             "upstream_ms": line.upstream_ms,
             "client_ip": line.client_ip,
+            "peer_ip": line.peer_ip,
             "client_id": line.client_id,
             "subject": line.subject,
             "auth": line.auth,

@@ -1,37 +1,39 @@
-//! The rate-limit step of `request_filter`: checks every policy of the route (all must allow),
-//! answers 429 with `Retry-After` when one is exhausted, and keeps the `RateLimit-Policy` /
-//! `RateLimit` headers for the response of an allowed request.
+//! Step 4, rate limits: checks every policy of the route (all must allow), answers 429 with
+//! `Retry-After` when one is exhausted, and keeps the `RateLimit-Policy` / `RateLimit` headers
+//! for the response of an admitted request. The limiter is part of the snapshot, so a route
+//! with a limit is always checked: there is no state in which a limit is skipped.
 
-use crate::config::runtime::Route;
-use crate::config::RuntimeConfig;
-use crate::denial::Denial;
-use crate::forwarding;
-use crate::proxy::RequestContext;
+use super::context::{Context, RateLimitDecision};
+use crate::compile::Route;
 use crate::ratelimit::{decision, rate_limit_headers, Decision};
-use pingora::proxy::Session;
+use crate::reply::Denial;
+use crate::snapshot::Snapshot;
+use pingora::http::RequestHeader;
 use std::net::{IpAddr, Ipv4Addr};
 
-/// `None` when the request may proceed.
+/// `Err` when a policy of the route is exhausted (429).
 pub async fn check(
-    session: &Session,
-    ctx: &mut RequestContext,
-    config: &RuntimeConfig,
+    request: &RequestHeader,
+    ctx: &mut Context,
+    snapshot: &Snapshot,
     route: &Route,
-) -> Option<Denial> {
+) -> Result<(), Denial> {
     if route.rate_limits.is_empty() {
-        return None;
+        return Ok(());
     }
-    let limiter = config.rate_limiter.as_ref()?;
-    let client_ip = forwarding::client_ip(session, &config.trusted_proxies)
+    let client_ip = ctx
+        .facts
+        .client_ip
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let mut key = String::with_capacity(64);
     let mut decisions: Vec<Decision<'_>> = Vec::with_capacity(route.rate_limits.len());
     for &index in &route.rate_limits {
-        let decision = limiter
+        let decision = snapshot
+            .rate_limiter
             .check_request(
                 index,
                 ctx.identity.as_deref(),
-                &session.req_header().headers,
+                &request.headers,
                 client_ip,
                 &mut key,
             )
@@ -48,19 +50,19 @@ pub async fn check(
     }
     match decisions.iter().find(|d| !d.allowed) {
         Some(limited) => {
-            ctx.rate_limit_decision = "limited";
+            ctx.rate_limit = RateLimitDecision::Limited;
             if let Some(value) = headers.retry_after {
                 pairs.push(("retry-after", value));
             }
-            Some(Denial::RateLimited {
+            Err(Denial::RateLimited {
                 policy: limited.policy.to_owned(),
                 headers: pairs,
             })
         }
         None => {
-            ctx.rate_limit_decision = "allowed";
+            ctx.rate_limit = RateLimitDecision::Allowed;
             ctx.rate_limit_headers = pairs;
-            None
+            Ok(())
         }
     }
 }

@@ -2,7 +2,7 @@
 //! every upstream has a healthy target), `/metrics` (Prometheus text exposition) and
 //! `POST /reload`. It must never be exposed publicly.
 
-use crate::server::GatewayHandle;
+use super::reload::LiveConfig;
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
@@ -12,48 +12,24 @@ use std::sync::Arc;
 
 /// Serves the admin endpoints.
 pub struct AdminApp {
-    handle: Arc<GatewayHandle>,
+    live: Arc<LiveConfig>,
 }
 
 impl AdminApp {
-    pub fn new(handle: Arc<GatewayHandle>) -> pingora::apps::http_app::HttpServer<Self> {
-        pingora::apps::http_app::HttpServer::new_app(AdminApp { handle })
+    pub fn new(live: Arc<LiveConfig>) -> pingora::apps::http_app::HttpServer<Self> {
+        pingora::apps::http_app::HttpServer::new_app(AdminApp { live })
     }
 
     /// Gauges computed at scrape time.
     fn refresh_gauges(&self) {
-        let config = self.handle.config.load();
+        let snapshot = self.live.snapshot.load();
         let healthy = &crate::metrics::metrics().upstream_healthy_targets;
         healthy.reset();
-        for upstream in &config.upstreams {
+        for upstream in &snapshot.config.upstreams {
             healthy
                 .with_label_values(&[upstream.settings.name.as_str()])
                 .set(upstream.healthy_targets() as i64);
         }
-    }
-
-    /// Why the gateway is not ready, or `None` when it is.
-    fn not_ready_reason(&self) -> Option<String> {
-        let config = self.handle.config.load();
-        if let Some(authenticator) = &config.authenticator {
-            let pending = authenticator.not_ready();
-            if !pending.is_empty() {
-                return Some(format!(
-                    "identity provider(s) without keys: {}",
-                    pending.join(", ")
-                ));
-            }
-        }
-        config
-            .upstreams
-            .iter()
-            .find(|upstream| upstream.healthy_targets() == 0)
-            .map(|upstream| {
-                format!(
-                    "upstream `{}` has no healthy target",
-                    upstream.settings.name
-                )
-            })
     }
 }
 
@@ -76,7 +52,7 @@ impl ServeHttp for AdminApp {
             if method != http::Method::POST {
                 return text(405, "text/plain", b"use POST /reload\n".to_vec());
             }
-            return match crate::server::reload(&self.handle).await {
+            return match self.live.reload().await {
                 Ok(()) => text(200, "text/plain", b"reloaded\n".to_vec()),
                 Err(errors) => text(
                     422,
@@ -90,7 +66,7 @@ impl ServeHttp for AdminApp {
         }
         match path.as_str() {
             "/healthz" => text(200, "text/plain", b"ok\n".to_vec()),
-            "/readyz" => match self.not_ready_reason() {
+            "/readyz" => match self.live.snapshot.load().not_ready_reason() {
                 None => text(200, "text/plain", b"ready\n".to_vec()),
                 Some(reason) => text(
                     503,

@@ -1,25 +1,26 @@
-//! The authentication and authorization step of `request_filter`: verifies the token the
-//! route asks for, evaluates the route's rule (and the rule of the request method), and turns
-//! the outcome into verified claims on the request context or a [`Denial`]. 401 is for
-//! authentication failures only; an authenticated caller who fails the rule gets 403.
+//! Step 3, authentication and authorization: verifies the token the route asks for, evaluates
+//! the route's rule (and the rule of the request method), and turns the outcome into verified
+//! claims on the request context or a [`Denial`]. 401 is for authentication failures only; an
+//! authenticated caller who fails the rule gets 403.
 
+use super::context::{AuthDecision, Context};
+use crate::compile::{CompiledConfig, Route, RouteAuth};
 use crate::config::file::ErrorDetail;
-use crate::config::runtime::{Route, RouteAuth};
-use crate::config::RuntimeConfig;
-use crate::denial::Denial;
 use crate::metrics::metrics;
 use crate::oidc::AuthReason;
 use crate::policy::evaluate;
-use crate::proxy::RequestContext;
-use pingora::proxy::Session;
+use crate::reply::Denial;
+use crate::snapshot::Snapshot;
+use pingora::http::RequestHeader;
 
-/// `None` when the request may proceed.
-pub async fn authenticate(
-    session: &mut Session,
-    ctx: &mut RequestContext,
-    config: &RuntimeConfig,
+/// `Err` when the request is refused (401, 403, or 503 while a provider has no keys).
+pub async fn check(
+    request: &RequestHeader,
+    ctx: &mut Context,
+    snapshot: &Snapshot,
     route: &Route,
-) -> Option<Denial> {
+) -> Result<(), Denial> {
+    let config = &snapshot.config;
     let RouteAuth::Verify {
         providers,
         token_required,
@@ -27,26 +28,18 @@ pub async fn authenticate(
         per_method,
     } = &route.auth
     else {
-        return None;
-    };
-    let Some(authenticator) = &config.authenticator else {
-        return Some(Denial::Unauthenticated {
-            status: 503,
-            reason: AuthReason::ProviderUnavailable.as_str(),
-            description: "identity providers are not started".into(),
-            realm: realm_of(config, providers, None),
-            token_presented: false,
-        });
+        return Ok(());
     };
     let minimal = config.error_detail == ErrorDetail::Minimal;
-    let verified = match authenticator
-        .authenticate(session.req_header(), providers, *token_required)
+    let verified = match snapshot
+        .authenticator
+        .authenticate(request, providers, *token_required)
         .await
     {
         Ok(Some(verified)) => verified,
         Ok(None) => {
-            ctx.auth_decision = "anonymous";
-            return None;
+            ctx.auth = AuthDecision::Anonymous;
+            return Ok(());
         }
         Err(failure) => {
             let provider = failure.provider.as_deref().unwrap_or("");
@@ -54,14 +47,14 @@ pub async fn authenticate(
                 .auth_decisions
                 .with_label_values(&[provider, "denied", failure.reason.as_str()])
                 .inc();
-            ctx.auth_decision = "denied";
+            ctx.auth = AuthDecision::Denied;
             let status = if failure.is_unavailable() { 503 } else { 401 };
             let description = if minimal && status == 401 {
                 "the access token is missing or invalid".to_owned()
             } else {
                 failure.description
             };
-            return Some(Denial::Unauthenticated {
+            return Err(Denial::Unauthenticated {
                 status,
                 reason: failure.reason.as_str(),
                 description,
@@ -71,7 +64,7 @@ pub async fn authenticate(
         }
     };
     let provider_name = config.provider_names[verified.provider].as_str();
-    let method = session.req_header().method.as_str();
+    let method = request.method.as_str();
     let rules = require.iter().chain(
         per_method
             .iter()
@@ -84,13 +77,13 @@ pub async fn authenticate(
                 .auth_decisions
                 .with_label_values(&[provider_name, "forbidden", "insufficient_scope"])
                 .inc();
-            ctx.auth_decision = "forbidden";
+            ctx.auth = AuthDecision::Forbidden;
             let description = if minimal {
                 "the access token does not grant access to this resource".to_owned()
             } else {
                 format!("this route requires {}", unmet.requirement)
             };
-            return Some(Denial::Forbidden {
+            return Err(Denial::Forbidden {
                 reason: "insufficient_scope",
                 description,
                 missing_scope: unmet.missing_scope,
@@ -102,13 +95,13 @@ pub async fn authenticate(
         .auth_decisions
         .with_label_values(&[provider_name, "allowed", "ok"])
         .inc();
-    ctx.auth_decision = "allowed";
+    ctx.auth = AuthDecision::Allowed;
     ctx.identity = Some(verified.identity);
-    None
+    Ok(())
 }
 
 /// The `realm` of WWW-Authenticate: the token's provider, else the route's first provider.
-fn realm_of(config: &RuntimeConfig, providers: &[usize], provider: Option<&str>) -> String {
+fn realm_of(config: &CompiledConfig, providers: &[usize], provider: Option<&str>) -> String {
     let by_name =
         provider.and_then(|name| config.provider_settings.iter().find(|p| p.name == name));
     by_name

@@ -8,7 +8,7 @@
 //! and read per-endpoint request counters.
 //!
 //! ```no_run
-//! use portcullis::devidp::{DevIdp, SigningAlg};
+//! use portcullis::dev::identity_provider::{DevIdp, SigningAlg};
 //! let idp = DevIdp::start(&["acme"]).expect("idp");
 //! let token = idp.token("acme").realm_roles(&["reader"]).alg(SigningAlg::ES256).mint();
 //! ```

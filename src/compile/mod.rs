@@ -1,0 +1,176 @@
+//! The compiler: turns a parsed configuration file into a [`CompiledConfig`], the validated,
+//! immutable description of routes, upstreams, providers and limits. It is offline (no DNS, no
+//! IdP) so that `portcullis validate` can run anywhere, and it reports every problem it finds,
+//! each located by its config path. Domain modules compile their own sections
+//! ([`crate::oidc::compile_provider`], [`crate::ratelimit::compile_rate_limits`], …); this module
+//! calls them and checks the references between sections.
+//!
+//! A compiled config serves no request by itself: [`crate::snapshot::Snapshot::activate`] starts
+//! its services and yields the snapshot that requests read.
+
+mod route_auth;
+mod routes;
+mod server;
+mod upstreams;
+
+pub use route_auth::RouteAuth;
+pub use routes::Route;
+pub use server::{ServerSettings, TlsListener};
+
+use crate::config::file::{ErrorDetail, FileConfig};
+use crate::config::{self, ConfigErrors, PathError};
+use crate::ratelimit::RateLimitPolicy;
+use crate::routing::RouteTable;
+use crate::upstream::Upstream;
+use routes::compile_routes;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+use upstreams::compile_upstreams;
+
+/// One validated configuration, before its services run.
+pub struct CompiledConfig {
+    pub server: ServerSettings,
+    pub admin_listen: Option<SocketAddr>,
+    /// Every route, in file order; the route table refers to them by position.
+    pub routes: Vec<Arc<Route>>,
+    pub route_table: RouteTable,
+    pub upstreams: Vec<Arc<Upstream>>,
+    /// Provider names, in the order route provider sets refer to them.
+    pub provider_names: Vec<String>,
+    pub provider_settings: Vec<crate::oidc::ProviderSettings>,
+    pub token_sources: crate::oidc::TokenSources,
+    pub rate_limits: Vec<RateLimitPolicy>,
+    pub redis: Option<crate::ratelimit::RedisSettings>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub error_detail: ErrorDetail,
+    /// Hash of the expanded file text.
+    pub content_hash: u64,
+    pub loaded_at: SystemTime,
+}
+
+impl CompiledConfig {
+    /// A one-line summary, as printed by `validate`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} routes, {} upstreams, {} identity providers, {} rate-limit policies",
+            self.routes.len(),
+            self.upstreams.len(),
+            self.provider_names.len(),
+            self.rate_limits.len()
+        )
+    }
+}
+
+/// Reads, parses and compiles a configuration file.
+pub fn load_file(path: &str) -> Result<CompiledConfig, ConfigErrors> {
+    let text = config::read_file(path)?;
+    compile_text(path, &text)
+}
+
+/// Parses and compiles configuration text; `file_name` is used in error messages.
+pub fn compile_text(file_name: &str, text: &str) -> Result<CompiledConfig, ConfigErrors> {
+    let parsed = config::parse_text(file_name, text)?;
+    compile(parsed.config, parsed.content_hash)
+        .map_err(|errors| parsed.positions.locate_all(file_name, errors))
+}
+
+/// Compiles and validates a parsed file.
+pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Vec<PathError>> {
+    let mut errors = Vec::new();
+    let mut server = server::compile_server(&file.server, &mut errors);
+    if let Some(access_log) = &file.access_log {
+        use crate::access_log::{AccessLogSettings, AccessLogTarget};
+        server.access_log = AccessLogSettings {
+            target: match access_log.path.as_deref() {
+                None | Some("stdout") => AccessLogTarget::Stdout,
+                Some("off") => AccessLogTarget::Off,
+                Some(path) => AccessLogTarget::File(path.to_owned()),
+            },
+            redact_subject: access_log.redact_subject.unwrap_or(false),
+            buffer_lines: access_log.buffer_lines.unwrap_or(16_384),
+        };
+    }
+    let admin_listen = file
+        .admin
+        .as_ref()
+        .and_then(|admin| server::parse_listen(&admin.listen, "admin.listen", &mut errors));
+    let upstreams = compile_upstreams(&file.upstreams, &mut errors);
+    let provider_names: Vec<String> = file.identity_providers.keys().cloned().collect();
+    let provider_settings: Vec<_> = file
+        .identity_providers
+        .iter()
+        .filter_map(|(name, provider)| {
+            crate::oidc::compile_provider(name, provider, &format!("identity_providers.{name}"))
+                .map_err(|problems| errors.extend(problems))
+                .ok()
+        })
+        .collect();
+    let token_sources = crate::oidc::compile_token_sources(&file.tokens, &mut errors);
+    let rate_limits = crate::ratelimit::compile_rate_limits(&file.rate_limits, &mut errors);
+    let redis = file
+        .redis
+        .as_ref()
+        .and_then(|redis| crate::ratelimit::compile_redis(redis, &mut errors));
+    let trusted_proxies = file
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            server::parse_cidr(text, &format!("trusted_proxies[{i}]"), &mut errors)
+        })
+        .collect();
+    let (routes, route_table) = compile_routes(
+        &file,
+        &upstreams,
+        &provider_names,
+        &rate_limits,
+        &mut errors,
+    );
+    if errors.is_empty() {
+        Ok(CompiledConfig {
+            server,
+            admin_listen,
+            routes,
+            route_table,
+            upstreams,
+            provider_names,
+            provider_settings,
+            token_sources,
+            rate_limits,
+            redis,
+            trusted_proxies,
+            error_detail: file.defaults.error_detail.unwrap_or(ErrorDetail::Full),
+            content_hash,
+            loaded_at: SystemTime::now(),
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compile_text;
+
+    fn config(server_extra: &str) -> String {
+        format!(
+            "server: {{ listen: [\"127.0.0.1:0\"]{server_extra} }}\n\
+             upstreams: {{ app: {{ targets: [\"127.0.0.1:9\"] }} }}\n\
+             routes:\n  - {{ name: r, match: {{ path_prefix: / }}, upstream: app, auth: none }}\n"
+        )
+    }
+
+    #[test]
+    fn work_stealing_defaults_off_and_can_be_turned_on() {
+        let default = compile_text("t.yaml", &config("")).expect("valid config");
+        assert!(!default.server.work_stealing);
+        let on = compile_text("t.yaml", &config(", work_stealing: true")).expect("valid config");
+        assert!(on.server.work_stealing);
+        let error = compile_text("t.yaml", &config(", work_stealing: sometimes"))
+            .err()
+            .expect("a non-boolean is refused")
+            .to_string();
+        assert!(error.contains("work_stealing"), "{error}");
+    }
+}

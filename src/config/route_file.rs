@@ -1,0 +1,118 @@
+//! The `routes` section of the configuration file: how a route matches, and what it changes on
+//! the way through (headers, path, query, JSON bodies). Plain serde structs, no behaviour.
+
+use super::file::StringOrList;
+use super::policy_file::{AuthFile, RuleFile};
+use super::units::ByteSize;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: MatchFile,
+    pub upstream: String,
+    /// With `path_prefix`, remove the prefix before forwarding (default false).
+    #[serde(default)]
+    pub strip_prefix: Option<bool>,
+    #[serde(default)]
+    pub auth: Option<AuthFile>,
+    #[serde(default)]
+    pub rate_limit: Option<StringOrList>,
+    #[serde(default)]
+    pub request: Option<RequestTransformFile>,
+    #[serde(default)]
+    pub response: Option<ResponseTransformFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchFile {
+    /// Exact host name, or `*.example.com` for any subdomain. Absent: any host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Exact path (`/status`) or template (`/orders/{id}`, `/files/{*rest}`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Any path starting with this string.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Absent: every method.
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestTransformFile {
+    #[serde(default)]
+    pub set_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub append_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove_headers: Vec<String>,
+    /// Regex path rewrite: `{ pattern: "^/v1/(.*)", replacement: "/$1" }`.
+    #[serde(default)]
+    pub rewrite_path: Option<PathRewriteFile>,
+    #[serde(default)]
+    pub add_query: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove_query: Vec<String>,
+    /// Forward the verified claims as one base64url JSON header of this name.
+    #[serde(default)]
+    pub claims_header: Option<String>,
+    #[serde(default)]
+    pub json: Option<JsonTransformFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathRewriteFile {
+    pub pattern: String,
+    pub replacement: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseTransformFile {
+    #[serde(default)]
+    pub set_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub append_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove_headers: Vec<String>,
+    #[serde(default)]
+    pub json: Option<JsonTransformFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonTransformFile {
+    #[serde(default)]
+    pub max_body: Option<ByteSize>,
+    /// What to do with a body larger than `max_body`: `passthrough` (default) or `reject` (502).
+    #[serde(default)]
+    pub oversize: Option<OversizeAction>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    #[serde(default)]
+    pub set: BTreeMap<String, serde_json::Value>,
+    /// JSON pointer -> number of trailing characters left visible.
+    #[serde(default)]
+    pub mask: BTreeMap<String, usize>,
+    #[serde(default)]
+    pub when: Option<RuleFile>,
+    #[serde(default)]
+    pub unless: Option<RuleFile>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OversizeAction {
+    Passthrough,
+    Reject,
+}

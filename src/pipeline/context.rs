@@ -1,0 +1,160 @@
+//! The state one request carries from hook to hook. A leaf: it imports no step, so every step
+//! can read and write it without importing the others.
+//!
+//! The snapshot is taken when the request starts ([`Context::new`]) and never changes for that
+//! request, however many reloads happen meanwhile. The decisions are typed; their log and metric
+//! spellings live next to them.
+
+use super::facts::RequestFacts;
+use crate::compile::Route;
+use crate::policy::Identity;
+use crate::reply::Denial;
+use crate::request_id::RequestId;
+use crate::snapshot::Snapshot;
+use crate::transform::BodyBuffer;
+use pingora::lb::Backend;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Requests between [`Context::new`] and the drop of their context; SIGTERM waits for zero.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// How many requests are being served right now.
+pub fn requests_in_flight() -> usize {
+    IN_FLIGHT.load(Ordering::Relaxed)
+}
+
+/// The outcome of the authentication step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthDecision {
+    /// The route takes no token, or takes one optionally and none came.
+    Anonymous,
+    /// A verified token met every rule of the route.
+    Allowed,
+    /// No token, or one that failed verification (401), or no keys (503).
+    Denied,
+    /// A verified token that fails the route's rule (403).
+    Forbidden,
+}
+
+impl AuthDecision {
+    /// The access log's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthDecision::Anonymous => "anonymous",
+            AuthDecision::Allowed => "allowed",
+            AuthDecision::Denied => "denied",
+            AuthDecision::Forbidden => "forbidden",
+        }
+    }
+}
+
+/// The outcome of the rate-limit step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitDecision {
+    /// The route has no rate limit (or the request was refused before the step).
+    NotLimited,
+    /// Every policy of the route admitted the request.
+    Allowed,
+    /// A policy was exhausted (429).
+    Limited,
+}
+
+impl RateLimitDecision {
+    /// The access log's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateLimitDecision::NotLimited => "none",
+            RateLimitDecision::Allowed => "allowed",
+            RateLimitDecision::Limited => "limited",
+        }
+    }
+}
+
+/// The upstream side of a request: which target, what was tried, how long it took.
+#[derive(Default)]
+pub struct UpstreamAttempt {
+    /// The target chosen for the current attempt.
+    pub backend: Option<Backend>,
+    /// Targets whose connection failed (retried elsewhere).
+    pub tried: Vec<SocketAddr>,
+    /// When the first target was chosen.
+    pub started: Option<Instant>,
+    /// How long the upstream took to send its response header.
+    pub elapsed: Option<Duration>,
+}
+
+/// Per-request state carried across hooks.
+pub struct Context {
+    /// The configuration this request started with.
+    pub snapshot: Arc<Snapshot>,
+    pub request_id: RequestId,
+    /// What was read off the client request once (host, client address, …).
+    pub facts: RequestFacts,
+    /// The matched route; set by the route step, so every later hook has one.
+    pub route: Option<Arc<Route>>,
+    /// The verified token's claims and indexed memberships, when the route verified one.
+    pub identity: Option<Arc<Identity>>,
+    pub auth: AuthDecision,
+    pub rate_limit: RateLimitDecision,
+    /// `RateLimit-Policy` / `RateLimit` for the response of an admitted request.
+    pub rate_limit_headers: Vec<(&'static str, http::HeaderValue)>,
+    /// The reason code of the response the gateway made itself, for logs.
+    pub denial_reason: Option<&'static str>,
+    /// A refusal decided in a hook that can only fail with a Pingora error (no healthy target,
+    /// an oversize response); the error response is made from it, not from the error's type.
+    pub pending_denial: Option<Denial>,
+    pub upstream: UpstreamAttempt,
+    /// Set while the request body is being transformed.
+    pub request_body: Option<BodyBuffer>,
+    /// Set while the response body is being transformed.
+    pub response_body: Option<BodyBuffer>,
+    pub started: Instant,
+}
+
+impl Context {
+    /// A new request on `snapshot`.
+    pub fn new(snapshot: Arc<Snapshot>) -> Self {
+        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        Context {
+            snapshot,
+            request_id: RequestId::generate(),
+            facts: RequestFacts::default(),
+            route: None,
+            identity: None,
+            auth: AuthDecision::Anonymous,
+            rate_limit: RateLimitDecision::NotLimited,
+            rate_limit_headers: Vec::new(),
+            denial_reason: None,
+            pending_denial: None,
+            upstream: UpstreamAttempt::default(),
+            request_body: None,
+            response_body: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// The verified claims, when the request carried a valid token.
+    pub fn claims(&self) -> Option<&serde_json::Value> {
+        self.identity.as_deref().map(Identity::claims)
+    }
+
+    /// The matched route, for hooks that only run after routing succeeded.
+    pub fn routed(&self) -> pingora::Result<Arc<Route>> {
+        match &self.route {
+            Some(route) => Ok(Arc::clone(route)),
+            None => pingora::Error::e_explain(
+                pingora::ErrorType::InternalError,
+                "request reached a proxy phase without a route",
+            ),
+        }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    }
+}

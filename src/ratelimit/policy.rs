@@ -1,0 +1,139 @@
+//! A named rate-limit policy as compiled from `rate_limits.<name>`: what it is keyed on, its
+//! base rate and burst, its tiers and where it counts.
+
+use crate::config::file::{RateLimitFile, RateLimitStore};
+use crate::config::units::RateSpec;
+use crate::config::PathError;
+use crate::policy::{compile_rule, Rule};
+use std::collections::BTreeMap;
+
+/// What a rate limit is keyed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKeyPart {
+    ClientId,
+    Subject,
+    ClientIp,
+    Claim(Vec<String>),
+    Header(http::HeaderName),
+}
+
+/// A named rate-limit policy.
+#[derive(Debug, Clone)]
+pub struct RateLimitPolicy {
+    pub name: String,
+    pub key: Vec<RateKeyPart>,
+    pub rate: RateSpec,
+    pub burst: u64,
+    pub tiers: Vec<(Rule, RateSpec, u64)>,
+    pub store: RateLimitStore,
+    pub headers: bool,
+}
+
+/// Compiles every policy, in name order.
+pub fn compile_rate_limits(
+    policies: &BTreeMap<String, RateLimitFile>,
+    errors: &mut Vec<PathError>,
+) -> Vec<RateLimitPolicy> {
+    policies
+        .iter()
+        .map(|(name, file)| {
+            let path = format!("rate_limits.{name}");
+            let key = file
+                .key
+                .to_vec()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, part)| {
+                    parse_key_part(part)
+                        .map_err(|e| {
+                            errors.push(PathError::new(format!("{path}.key[{i}]"), e.to_string()))
+                        })
+                        .ok()
+                })
+                .collect();
+            let tiers = file
+                .tiers
+                .iter()
+                .enumerate()
+                .map(|(i, tier)| {
+                    let rule = compile_rule(&tier.when, &format!("{path}.tiers[{i}].when"), errors);
+                    (rule, tier.rate, tier.burst.unwrap_or(0))
+                })
+                .collect();
+            RateLimitPolicy {
+                name: name.clone(),
+                key,
+                rate: file.rate,
+                burst: file.burst.unwrap_or(0),
+                tiers,
+                store: file.store.unwrap_or(RateLimitStore::Local),
+                headers: file.headers.unwrap_or(true),
+            }
+        })
+        .collect()
+}
+
+/// Why a `key` entry of a policy is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyPartError {
+    #[error("`{0}`: `claim:` needs a dotted claim path")]
+    EmptyClaimPath(String),
+    #[error("`{text}`: `{name}` is not a valid header name")]
+    BadHeaderName { text: String, name: String },
+    #[error("unknown key `{0}`: use client_id, subject, client_ip, claim:<path> or header:<name>")]
+    Unknown(String),
+}
+
+/// One part of a policy's key, from its configuration text.
+pub fn parse_key_part(text: &str) -> Result<RateKeyPart, KeyPartError> {
+    match text {
+        "client_id" => Ok(RateKeyPart::ClientId),
+        "subject" => Ok(RateKeyPart::Subject),
+        "client_ip" => Ok(RateKeyPart::ClientIp),
+        _ => {
+            if let Some(path) = text.strip_prefix("claim:") {
+                if path.is_empty() || path.split('.').any(str::is_empty) {
+                    return Err(KeyPartError::EmptyClaimPath(text.to_owned()));
+                }
+                return Ok(RateKeyPart::Claim(
+                    path.split('.').map(str::to_owned).collect(),
+                ));
+            }
+            if let Some(name) = text.strip_prefix("header:") {
+                return http::HeaderName::from_bytes(name.as_bytes())
+                    .map(RateKeyPart::Header)
+                    .map_err(|_| KeyPartError::BadHeaderName {
+                        text: text.to_owned(),
+                        name: name.to_owned(),
+                    });
+            }
+            Err(KeyPartError::Unknown(text.to_owned()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_parts_parse_or_say_why_not() {
+        assert_eq!(parse_key_part("client_ip"), Ok(RateKeyPart::ClientIp));
+        assert_eq!(
+            parse_key_part("claim:tenant.id"),
+            Ok(RateKeyPart::Claim(vec!["tenant".into(), "id".into()]))
+        );
+        assert_eq!(
+            parse_key_part("claim:a..b"),
+            Err(KeyPartError::EmptyClaimPath("claim:a..b".into()))
+        );
+        assert!(matches!(
+            parse_key_part("header:bad name"),
+            Err(KeyPartError::BadHeaderName { .. })
+        ));
+        assert!(parse_key_part("ip")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown key `ip`"));
+    }
+}

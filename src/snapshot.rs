@@ -1,0 +1,108 @@
+//! The snapshot that requests read: a [`CompiledConfig`] together with the services it needs
+//! running — the identity providers (keys fetched, refresh scheduled), the rate limiter and the
+//! upstream health checks. A request can only ever see a fully activated snapshot: there is no
+//! `Option` for a service a route needs, so a missing limiter cannot let a request through.
+//!
+//! [`Snapshot::activate`] is the one way to build one. On a reload it is given the previous
+//! snapshot, whose unchanged providers (with their keys and token caches), rate-limit counters
+//! and Redis connections carry over.
+
+use crate::compile::CompiledConfig;
+use crate::oidc::Authenticator;
+use crate::ratelimit::RateLimiter;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long start-up and reloads wait for a new provider's first keys before serving anyway
+/// (requests for it answer 503 until its keys arrive).
+const INITIAL_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often idle rate-limit keys are dropped from the in-process stores.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A compiled configuration with its services running.
+pub struct Snapshot {
+    pub config: CompiledConfig,
+    /// Every identity provider of the configuration.
+    pub authenticator: Arc<Authenticator>,
+    /// Every rate-limit policy of the configuration.
+    pub rate_limiter: Arc<RateLimiter>,
+}
+
+/// Why a compiled configuration could not be activated.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivationError {
+    #[error("cannot start the identity providers: {0}")]
+    Providers(#[from] crate::oidc::SetupError),
+}
+
+impl Snapshot {
+    /// Starts the services of `config` on the control runtime: fetches the keys of new identity
+    /// providers (bounded by a timeout), builds the rate limiter and starts health checks.
+    /// `previous` is the snapshot being replaced, whose unchanged parts are reused.
+    pub async fn activate(
+        config: CompiledConfig,
+        previous: Option<&Snapshot>,
+        control: &tokio::runtime::Handle,
+    ) -> Result<Snapshot, ActivationError> {
+        let previous_authenticator = previous.map(|p| p.authenticator.as_ref());
+        let authenticator = Authenticator::new(
+            config.provider_settings.clone(),
+            config.token_sources.clone(),
+            control.clone(),
+            previous_authenticator,
+        )?;
+        authenticator
+            .start(INITIAL_FETCH_TIMEOUT, previous_authenticator)
+            .await;
+        let rate_limiter = Arc::new(RateLimiter::new(
+            &config.rate_limits,
+            config.redis.clone(),
+            previous.map(|p| p.rate_limiter.as_ref()),
+        ));
+        sweep_idle_keys(&rate_limiter, control);
+        for upstream in &config.upstreams {
+            upstream.start(control).await;
+        }
+        Ok(Snapshot {
+            config,
+            authenticator: Arc::new(authenticator),
+            rate_limiter,
+        })
+    }
+
+    /// Why the snapshot cannot serve every route yet, or `None` when it can (`/readyz`).
+    pub fn not_ready_reason(&self) -> Option<String> {
+        let pending = self.authenticator.not_ready();
+        if !pending.is_empty() {
+            return Some(format!(
+                "identity provider(s) without keys: {}",
+                pending.join(", ")
+            ));
+        }
+        self.config
+            .upstreams
+            .iter()
+            .find(|upstream| upstream.healthy_targets() == 0)
+            .map(|upstream| {
+                format!(
+                    "upstream `{}` has no healthy target",
+                    upstream.settings.name
+                )
+            })
+    }
+}
+
+/// Drops idle rate-limit keys every few seconds, until the limiter is replaced and dropped.
+fn sweep_idle_keys(limiter: &Arc<RateLimiter>, control: &tokio::runtime::Handle) {
+    let weak = Arc::downgrade(limiter);
+    control.spawn(async move {
+        loop {
+            tokio::time::sleep(SWEEP_INTERVAL).await;
+            match weak.upgrade() {
+                Some(limiter) => limiter.sweep(),
+                None => return,
+            }
+        }
+    });
+}
