@@ -192,14 +192,7 @@ def main():
     work = tempfile.mkdtemp(prefix="portcullis-bench-")
     children = []
     try:
-        fixture_proc = subprocess.Popen([os.path.join(ROOT, "target/release/examples/bench_fixture"), work],
-                                        stdout=subprocess.PIPE, text=True)
-        children.append(fixture_proc)
-        fixture = json.loads(fixture_proc.stdout.readline())
-        warm = open(os.path.join(work, "warm.token")).read().strip()
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                        "-keyout", os.path.join(work, "key.pem"), "-out", os.path.join(work, "cert.pem")],
-                       check=True, capture_output=True)
+        fixture, warm = start_fixture(work, children)
         nginx_port = free_port()
         with open(os.path.join(work, "nginx.conf"), "w") as f:
             f.write(NGINX_CONF.format(work=work, upstream=fixture["upstream"], port=nginx_port))
@@ -275,14 +268,33 @@ def main():
             f.write(render_svg(cases, results, f"Portcullis load harness: req/s, {args.rounds} rounds of "
                                                f"{args.duration:g} s, {args.connections} connections"))
     finally:
-        for child in reversed(children):
-            child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stop_children(children)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def start_fixture(work, children):
+    """Starts the upstream + identity provider fixture (tokens and a TLS certificate in `work`);
+    returns its description and the warm token."""
+    fixture_proc = subprocess.Popen([os.path.join(ROOT, "target/release/examples/bench_fixture"), work],
+                                    stdout=subprocess.PIPE, text=True)
+    children.append(fixture_proc)
+    fixture = json.loads(fixture_proc.stdout.readline())
+    warm = open(os.path.join(work, "warm.token")).read().strip()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-keyout", os.path.join(work, "key.pem"), "-out", os.path.join(work, "cert.pem")],
+                   check=True, capture_output=True)
+    return fixture, warm
+
+
+def stop_children(children):
+    """SIGTERM to every started process, newest first; SIGKILL for any still there after 15 s."""
+    for child in reversed(children):
+        child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 def idle_connections_rss(proc, port, count):
