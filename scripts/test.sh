@@ -35,6 +35,9 @@ mkdir -p "$target_dir"
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
+log "imports point one way (no circle between modules or between the files of a folder)"
+python3 scripts/check_imports.py
+
 if command -v systemd-analyze >/dev/null 2>&1; then
   log "systemd-analyze verify deploy/portcullis.service"
   unit_dir=$(mktemp -d)
