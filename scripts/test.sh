@@ -14,6 +14,7 @@ command -v pkg-config >/dev/null 2>&1 || need_packages+=(pkg-config)
 command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
 command -v promtool >/dev/null 2>&1 || need_packages+=(prometheus)
 command -v curl >/dev/null 2>&1 || need_packages+=(curl)
+command -v python3 >/dev/null 2>&1 || need_packages+=(python3)
 if ((${#need_packages[@]})); then
   log "installing ${need_packages[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
