@@ -7,6 +7,7 @@
 //! 429/503). No other module writes a response of the gateway's own.
 
 use crate::request_id::REQUEST_ID_HEADER;
+use crate::routing::{HostRejection, PathRejection};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
@@ -20,9 +21,18 @@ pub enum Denial {
     NoRoute,
     /// A route matches the path but not the method; `allow` lists the methods that would match.
     MethodNotAllowed { allow: String },
-    /// The path is not in normal form (dot segments, no leading slash): refused so that a path
-    /// like `/public/../admin` cannot reach an upstream under another route's rules.
-    PathNotNormalized,
+    /// The path cannot be normalized (dot segments, also encoded or before `;`, no leading
+    /// slash, a broken `%`): refused so that a path like `/public/../admin` cannot reach an
+    /// upstream under another route's rules.
+    PathNotNormalized { why: PathRejection },
+    /// `Host` / `:authority` is not a valid host, or they disagree.
+    InvalidHost { why: HostRejection },
+    /// `Connection` nominates an end-to-end header the request cannot do without.
+    BadConnectionHeader { header: String },
+    /// `Content-Length` is not one decimal number (lists, duplicates, signs).
+    BadContentLength,
+    /// The client stopped sending its request (body) for longer than `server.read_timeout`.
+    ClientTimeout,
     /// The request head is larger than `server.max_header_size`.
     HeadersTooLarge { limit: usize },
     /// No token, or a token that failed verification (401), or the IdP has no keys yet (503).
@@ -59,7 +69,11 @@ impl Denial {
         match self {
             Denial::NoRoute => 404,
             Denial::MethodNotAllowed { .. } => 405,
-            Denial::PathNotNormalized => 400,
+            Denial::PathNotNormalized { .. }
+            | Denial::InvalidHost { .. }
+            | Denial::BadConnectionHeader { .. }
+            | Denial::BadContentLength => 400,
+            Denial::ClientTimeout => 408,
             Denial::HeadersTooLarge { .. } => 431,
             Denial::Unauthenticated { status, .. } => *status,
             Denial::Forbidden { .. } => 403,
@@ -75,7 +89,11 @@ impl Denial {
         match self {
             Denial::NoRoute => "no_route",
             Denial::MethodNotAllowed { .. } => "method_not_allowed",
-            Denial::PathNotNormalized => "path_not_normalized",
+            Denial::PathNotNormalized { .. } => "path_not_normalized",
+            Denial::InvalidHost { .. } => "invalid_host",
+            Denial::BadConnectionHeader { .. } => "bad_connection_header",
+            Denial::BadContentLength => "bad_content_length",
+            Denial::ClientTimeout => "client_timeout",
             Denial::HeadersTooLarge { .. } => "headers_too_large",
             Denial::Unauthenticated { reason, .. } | Denial::Forbidden { reason, .. } => reason,
             Denial::RateLimited { .. } => "rate_limited",
@@ -92,6 +110,7 @@ impl Denial {
             403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
+            408 => "Request Timeout",
             429 => "Too Many Requests",
             431 => "Request Header Fields Too Large",
             502 => "Bad Gateway",
@@ -105,9 +124,15 @@ impl Denial {
         match self {
             Denial::NoRoute => "no route matches this host and path".into(),
             Denial::MethodNotAllowed { allow } => format!("this path accepts only: {allow}").into(),
-            Denial::PathNotNormalized => {
-                "the path contains `.` or `..` segments or does not start with `/`".into()
+            Denial::PathNotNormalized { why } => why.to_string().into(),
+            Denial::InvalidHost { why } => why.to_string().into(),
+            Denial::BadConnectionHeader { header } => {
+                format!("`Connection` may not nominate `{header}`").into()
             }
+            Denial::BadContentLength => {
+                "`Content-Length` must be one decimal number of bytes".into()
+            }
+            Denial::ClientTimeout => "the request was not received within the read timeout".into(),
             Denial::HeadersTooLarge { limit } => {
                 format!("the request head exceeds {limit} bytes").into()
             }
@@ -209,6 +234,11 @@ fn quote_safe(text: &str) -> String {
 /// The response for a failed proxy attempt on `upstream`, or `None` when the client is gone
 /// (nothing to answer).
 pub fn classify_proxy_error(error: &Error, upstream: &str) -> Option<Denial> {
+    if error.esource() == &ErrorSource::Downstream {
+        // The client, not the upstream: a stalled request is the client's timeout (408); any
+        // other client-side failure has no one left to answer.
+        return matches!(error.etype(), ErrorType::ReadTimedout).then_some(Denial::ClientTimeout);
+    }
     match error.etype() {
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
             return Some(Denial::UpstreamTimeout {
@@ -247,11 +277,11 @@ pub async fn send(session: &mut Session, denial: &Denial, request_id: &str) -> R
 
 fn request_has_unread_body(session: &Session) -> bool {
     let headers = &session.req_header().headers;
+    // Any length but a plain `0`: a malformed one leaves the body's end unknown.
     let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|len| len > 0);
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .any(|v| v.as_bytes() != b"0");
     declared || headers.contains_key(http::header::TRANSFER_ENCODING)
 }
 

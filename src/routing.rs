@@ -11,6 +11,10 @@
 //! If some route matched the path but none the method, the answer is 405 with the union of the
 //! methods that would have matched. Lookups allocate nothing but matchit's parameter list.
 
+pub mod normalize;
+
+pub use normalize::{normalize_host, normalize_path, HostRejection, PathRejection};
+
 use std::collections::HashMap;
 
 /// A compact set of HTTP methods (GET implies HEAD).
@@ -286,26 +290,6 @@ impl PathTable {
         lengths.sort_unstable_by(|a, b| b.cmp(a));
         lengths.dedup();
         self.prefix_lengths = lengths;
-    }
-}
-
-/// True when `path` is in normal form: starts with `/` and has no `.` or `..` segment, plain or
-/// percent-encoded (`%2e`). Such paths are refused before routing.
-pub fn is_normalized_path(path: &str) -> bool {
-    if !path.starts_with('/') {
-        return false;
-    }
-    !path.split('/').skip(1).any(is_dot_segment)
-}
-
-fn is_dot_segment(segment: &str) -> bool {
-    match segment.len() {
-        1 => segment == ".",
-        2 => segment == "..",
-        3 => segment.eq_ignore_ascii_case("%2e"),
-        4 => segment.eq_ignore_ascii_case(".%2e") || segment.eq_ignore_ascii_case("%2e."),
-        6 => segment.eq_ignore_ascii_case("%2e%2e"),
-        _ => false,
     }
 }
 

@@ -1,10 +1,13 @@
 //! What is read off the client's request once, at the start of `request_filter`, and used by
 //! every later step: the size of its head, its host, the socket peer, the **one** client address
 //! (behind trusted proxies: the right-most `X-Forwarded-For` entry that is not one of them), and
-//! the template context that header and body templates render with.
+//! the template context that header and body templates render with. The path and host are
+//! normalized here ([`crate::routing::normalize`]); a path or host that cannot be is kept as a
+//! rejection for the guard step to refuse.
 
 use crate::ip_text::ip_text;
 use crate::request_id::RequestId;
+use crate::routing::{normalize_host, normalize_path, HostRejection, PathRejection};
 use crate::transform::TemplateContext;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
@@ -14,8 +17,17 @@ use std::net::IpAddr;
 /// Facts of one request, computed once.
 #[derive(Debug, Default)]
 pub struct RequestFacts {
-    /// Lower-case host without port, from `:authority` or `Host` (empty when there is none).
+    /// The normalized host (lower case, no port, no trailing dot), from `:authority` or `Host`
+    /// (empty when there is none).
     pub host: String,
+    /// The `Host` to send upstream when normalizing changed the client's (case, trailing dot).
+    pub upstream_host: Option<String>,
+    /// Why the host is refused, if it is.
+    pub host_rejection: Option<HostRejection>,
+    /// The normalized path when it differs from the client's (`None`: the client's is normal).
+    pub normalized_path: Option<String>,
+    /// Why the path is refused, if it is.
+    pub path_rejection: Option<PathRejection>,
     /// Request line plus headers, in bytes.
     pub head_size: usize,
     /// The socket peer.
@@ -34,23 +46,57 @@ pub struct RequestFacts {
 impl RequestFacts {
     /// Reads the facts of the session's request.
     pub fn read(session: &Session, trusted_proxies: &[ipnet::IpNet]) -> Self {
-        let request = session.req_header();
-        let peer_ip = peer_ip(session);
+        Self::of(
+            session.req_header(),
+            peer_ip(session),
+            is_tls(session),
+            trusted_proxies,
+        )
+    }
+
+    /// The facts of `request` from `peer_ip`, over TLS or not.
+    pub fn of(
+        request: &RequestHeader,
+        peer_ip: Option<IpAddr>,
+        tls: bool,
+        trusted_proxies: &[ipnet::IpNet],
+    ) -> Self {
         let peer_trusted =
             peer_ip.is_some_and(|ip| trusted_proxies.iter().any(|net| net.contains(&ip)));
         let client_ip = match peer_ip {
             Some(peer) if peer_trusted => Some(forwarded_client(request, peer, trusted_proxies)),
             other => other,
         };
+        let (host, upstream_host, host_rejection) = match request_host(request) {
+            Ok(Some((normalized, rewritten))) => (normalized, rewritten, None),
+            Ok(None) => (String::new(), None, None),
+            Err(rejection) => (String::new(), None, Some(rejection)),
+        };
+        let (normalized_path, path_rejection) = match normalize_path(request.uri.path()) {
+            Ok(Cow::Borrowed(_)) => (None, None),
+            Ok(Cow::Owned(normalized)) => (Some(normalized), None),
+            Err(rejection) => (None, Some(rejection)),
+        };
         RequestFacts {
-            host: request_host(request).into_owned(),
+            host,
+            upstream_host,
+            host_rejection,
+            normalized_path,
+            path_rejection,
             head_size: request_head_size(request),
             peer_ip,
             peer_trusted,
             client_ip,
             client_ip_text: client_ip.map(ip_text).unwrap_or_default(),
-            tls: is_tls(session),
+            tls,
         }
+    }
+
+    /// The path routes match and the upstream receives: the normalized one.
+    pub fn path<'a>(&'a self, request: &'a RequestHeader) -> &'a str {
+        self.normalized_path
+            .as_deref()
+            .unwrap_or_else(|| request.uri.path())
     }
 
     /// The context templates render with.
@@ -66,7 +112,7 @@ impl RequestFacts {
             client_ip: &self.client_ip_text,
             method: request.method.as_str(),
             host: &self.host,
-            path: request.uri.path(),
+            path: self.path(request),
         }
     }
 }
@@ -84,27 +130,41 @@ fn request_head_size(request: &RequestHeader) -> usize {
     })
 }
 
-/// The request's host, lower-case, without port: `:authority` for HTTP/2, else `Host`.
-fn request_host(request: &RequestHeader) -> Cow<'_, str> {
-    let raw = request.uri.host().or_else(|| {
-        request
-            .headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-    });
-    let Some(raw) = raw else {
-        return Cow::Borrowed("");
+/// The request's normalized host and, when normalizing changed it, the `Host` value to send
+/// upstream; `None` when the request names no host. `:authority` (HTTP/2) and `Host` must agree.
+fn request_host(
+    request: &RequestHeader,
+) -> Result<Option<(String, Option<String>)>, HostRejection> {
+    let mut host_headers = request.headers.get_all(http::header::HOST).iter();
+    let host_header = match (host_headers.next(), host_headers.next()) {
+        (None, _) => None,
+        (Some(value), None) => Some(value.to_str().map_err(|_| HostRejection::Malformed)?),
+        (Some(_), Some(_)) => return Err(HostRejection::Malformed),
     };
-    let host = if raw.starts_with('[') {
-        raw.split_inclusive(']').next().unwrap_or(raw)
-    } else {
-        raw.rsplit_once(':').map_or(raw, |(host, _)| host)
+    let authority = request.uri.authority().map(|a| a.as_str());
+    let Some(raw) = authority.or(host_header) else {
+        return Ok(None);
     };
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(host)
+    let normalized = normalize_host(raw)?;
+    if let (Some(_), Some(header)) = (authority, host_header) {
+        if normalize_host(header)? != normalized {
+            return Err(HostRejection::Conflicting);
+        }
     }
+    let rewritten = match &normalized {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(name) => Some(format!("{name}{}", port_suffix(raw))),
+    };
+    Ok(Some((normalized.into_owned(), rewritten)))
+}
+
+/// `:PORT` of a host value, or empty.
+fn port_suffix(raw: &str) -> &str {
+    let after_name = match raw.strip_prefix('[') {
+        Some(rest) => rest.find(']').map_or(raw.len(), |end| end + 2),
+        None => raw.find(':').unwrap_or(raw.len()),
+    };
+    &raw[after_name.min(raw.len())..]
 }
 
 /// The client's IP address as seen on the socket.
@@ -116,22 +176,43 @@ fn peer_ip(session: &Session) -> Option<IpAddr> {
 }
 
 /// Behind a trusted `peer`: the right-most address of `X-Forwarded-For` that is not itself a
-/// trusted proxy (the peer when every entry is trusted or none parses).
+/// trusted proxy. Entries may carry a port (`203.0.113.9:4711`, `[2001:db8::1]:80`). Walking
+/// from the right, an entry that is not an address ends the walk with the peer as the client,
+/// never an entry left of the garbage that a client could have written; so does a list of
+/// trusted proxies only.
 fn forwarded_client(request: &RequestHeader, peer: IpAddr, trusted: &[ipnet::IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    let entries: Vec<IpAddr> = request
+    let entries: Vec<&str> = request
         .headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.to_str().unwrap_or(""))
         .flat_map(|v| v.split(','))
-        .filter_map(|part| part.trim().parse::<IpAddr>().ok())
+        .map(str::trim)
         .collect();
-    entries
-        .into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer)
+    for entry in entries.into_iter().rev() {
+        match forwarded_address(entry) {
+            Some(ip) if is_trusted(&ip) => continue,
+            Some(ip) => return ip,
+            None => return peer,
+        }
+    }
+    peer
+}
+
+/// An `X-Forwarded-For` entry as an address: `ip`, `ip:port`, `[ipv6]` or `[ipv6]:port`.
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(socket) = entry.parse::<std::net::SocketAddr>() {
+        return Some(socket.ip());
+    }
+    entry
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .and_then(|inner| inner.parse::<std::net::Ipv6Addr>().ok())
+        .map(IpAddr::V6)
 }
 
 fn is_tls(session: &Session) -> bool {
@@ -189,12 +270,53 @@ mod tests {
     }
 
     #[test]
-    fn host_is_lower_case_without_port() {
+    fn host_is_normalized_and_rewritten_only_when_it_changed() {
+        let host = |headers: &[(&str, &str)]| request_host(&request(headers));
         assert_eq!(
-            request_host(&request(&[("host", "API.Example.com:8443")])),
-            "api.example.com"
+            host(&[("host", "API.Example.com.:8443")]),
+            Ok(Some((
+                "api.example.com".into(),
+                Some("api.example.com:8443".into())
+            )))
         );
-        assert_eq!(request_host(&request(&[("host", "[::1]:80")])), "[::1]");
-        assert_eq!(request_host(&request(&[])), "");
+        assert_eq!(
+            host(&[("host", "[::1]:80")]),
+            Ok(Some(("[::1]".into(), None)))
+        );
+        assert_eq!(host(&[]), Ok(None));
+        assert_eq!(host(&[("host", "a b")]), Err(HostRejection::Malformed));
+        assert_eq!(
+            host(&[("host", "a.com"), ("host", "b.com")]),
+            Err(HostRejection::Malformed)
+        );
+    }
+
+    #[test]
+    fn forwarded_entries_with_ports_are_addresses_and_garbage_ends_the_walk() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let with_port = request(&[("x-forwarded-for", "1.2.3.4, 203.0.113.9:4711, 10.0.0.7")]);
+        assert_eq!(
+            forwarded_client(&with_port, peer, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        let v6 = request(&[("x-forwarded-for", "[2001:db8::1]:80")]);
+        assert_eq!(
+            forwarded_client(&v6, peer, &trusted),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+        let spoof_left_of_garbage = request(&[("x-forwarded-for", "1.2.3.4, junk, 10.0.0.7")]);
+        assert_eq!(
+            forwarded_client(&spoof_left_of_garbage, peer, &trusted),
+            peer
+        );
+    }
+
+    #[test]
+    fn the_port_suffix_is_kept_for_the_upstream_host() {
+        assert_eq!(port_suffix("a.com:8080"), ":8080");
+        assert_eq!(port_suffix("a.com"), "");
+        assert_eq!(port_suffix("[::1]:80"), ":80");
+        assert_eq!(port_suffix("[::1]"), "");
     }
 }

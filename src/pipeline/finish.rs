@@ -58,7 +58,7 @@ pub fn record(session: &Session, ctx: &Context, access_log: &AccessLog) {
         client_ip,
         duration_ms: total.as_secs_f64() * 1000.0,
         method: request.method.as_str(),
-        path: request.uri.path(),
+        path: ctx.facts.path(request),
         peer_ip: peer_text.as_deref().or(client_ip),
         rate_limit: ctx.rate_limit.as_str(),
         reason: ctx.denial_reason,

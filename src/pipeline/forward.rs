@@ -1,5 +1,5 @@
 //! What the gateway changes on the way through. To the upstream (`upstream_request_filter`):
-//! hop-by-hop headers, the target ([`rewrite`]), `X-Forwarded-*`, `Host`, the request id, the
+//! client headers it does not pass on ([`strip`]), the normalized path, the target ([`rewrite`]), `X-Forwarded-*`, `Host`, the request id, the
 //! claims header and the route's request header operations. Back to the client
 //! (`response_filter`): the request id, the `RateLimit` headers of an admitted request,
 //! hop-by-hop headers out, and the route's response header operations.
@@ -7,6 +7,7 @@
 use super::context::Context;
 use super::facts::RequestFacts;
 use super::rewrite;
+use super::strip;
 use crate::compile::Route;
 use crate::ip_text::ip_text;
 use crate::request_id::REQUEST_ID_HEADER;
@@ -17,48 +18,6 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 use std::borrow::Cow;
 
-/// Headers that describe one connection and must not be forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 5] = [
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "proxy-authorization",
-];
-
-/// Whether the request carries `Connection` or any hop-by-hop header: one pass over the few
-/// headers a request has, so the common case (none) removes nothing and parses no name.
-fn has_hop_by_hop(request: &RequestHeader) -> bool {
-    request.headers.keys().any(|name| {
-        name == http::header::CONNECTION
-            || name == http::header::TE
-            || name == http::header::TRAILER
-            || name == http::header::PROXY_AUTHORIZATION
-            || name.as_str() == "keep-alive"
-            || name.as_str() == "proxy-connection"
-    })
-}
-
-fn remove_hop_by_hop(headers_names_in_connection: Vec<String>, request: &mut RequestHeader) {
-    for name in headers_names_in_connection {
-        if name != "upgrade" {
-            request.remove_header(name.as_str());
-        }
-    }
-    for name in HOP_BY_HOP {
-        if name == "te" {
-            let trailers_only = request
-                .headers
-                .get("te")
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-            if trailers_only {
-                continue;
-            }
-        }
-        request.remove_header(name);
-    }
-}
-
 /// Rewrites the upstream request of a routed request: hop-by-hop headers out, the target path
 /// and query, `X-Forwarded-*`, `Host`, the request id, the claims header and the route's header
 /// operations.
@@ -68,29 +27,19 @@ pub fn prepare_upstream_request(
     ctx: &Context,
     route: &Route,
 ) -> Result<()> {
-    if has_hop_by_hop(upstream_request) {
-        let connection_tokens: Vec<String> = upstream_request
-            .headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|t| t.trim().to_ascii_lowercase())
-            .filter(|t| !t.is_empty() && t != "close" && t != "keep-alive")
-            .collect();
-        let upgrade = connection_tokens.iter().any(|t| t == "upgrade");
-        remove_hop_by_hop(connection_tokens, upstream_request);
-        if !upgrade {
-            upstream_request.remove_header(&http::header::CONNECTION);
-        }
+    strip::client_headers(upstream_request, &ctx.facts, route);
+    if let Some(path) = &ctx.facts.normalized_path {
+        // The upstream sees the path the route was chosen by.
+        set_path(upstream_request, path)?;
     }
-
     rewrite::rewrite_target(session, upstream_request, ctx, route)?;
     set_forwarded_headers(upstream_request, &ctx.facts)?;
 
     let client_request = session.req_header();
     if let Some(host_header) = &route.upstream.settings.host_header {
         upstream_request.insert_header(http::header::HOST, host_header.as_str())?;
+    } else if let Some(normalized) = &ctx.facts.upstream_host {
+        upstream_request.insert_header(http::header::HOST, normalized.as_str())?;
     } else if client_request.headers.get(http::header::HOST).is_none() {
         // HTTP/2 clients send :authority only; HTTP/1.1 upstreams need Host.
         if let Some(authority) = client_request.uri.authority() {
@@ -115,6 +64,20 @@ pub fn prepare_upstream_request(
             .request_headers
             .apply(&context, &mut RequestSink(upstream_request));
     }
+    Ok(())
+}
+
+/// Replaces the path of the upstream request, keeping its query.
+fn set_path(upstream_request: &mut RequestHeader, path: &str) -> Result<()> {
+    let target = match upstream_request.uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    let uri = target.parse::<http::Uri>().or_err(
+        ErrorType::InternalError,
+        "normalized path is not a valid URI",
+    )?;
+    upstream_request.set_uri(uri);
     Ok(())
 }
 

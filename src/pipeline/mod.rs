@@ -8,7 +8,7 @@
 //! | [`steps`] | the ordered list of request steps run by `request_filter` |
 //! | [`guard`] → [`route`] → [`authenticate`] → [`rate_limit`] → [`body`] | the steps, one file each |
 //! | [`upstream_peer`] | target selection and connection outcomes |
-//! | [`forward`], [`rewrite`] | the upstream request (headers, path and query) and the response headers |
+//! | [`forward`], [`strip`], [`rewrite`] | the upstream request (headers, path and query) and the response headers |
 //! | [`body`] | JSON body transformation in the body hooks |
 //! | [`finish`] | metrics and the access log line |
 //!
@@ -25,6 +25,7 @@ pub mod rate_limit;
 pub mod rewrite;
 pub mod route;
 pub mod steps;
+pub mod strip;
 pub mod upstream_peer;
 
 pub use context::{requests_in_flight, Context};

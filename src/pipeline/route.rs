@@ -17,10 +17,11 @@ pub fn select(
     snapshot: &Snapshot,
 ) -> Result<Arc<Route>, Denial> {
     let config = &snapshot.config;
-    match config
-        .route_table
-        .lookup(&ctx.facts.host, request.uri.path(), request.method.as_str())
-    {
+    match config.route_table.lookup(
+        &ctx.facts.host,
+        ctx.facts.path(request),
+        request.method.as_str(),
+    ) {
         RouteLookup::Found { route, .. } => {
             let route = Arc::clone(&config.routes[route]);
             ctx.route = Some(Arc::clone(&route));

@@ -331,6 +331,16 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// An HTTP/2 client without TLS (h2c, prior knowledge) for the plain listener.
+pub fn h2c_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("h2c client")
+}
+
 /// Parses a problem+json response, checking its content type and request id.
 pub async fn problem(response: reqwest::Response) -> serde_json::Value {
     let content_type = response

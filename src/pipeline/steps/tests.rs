@@ -7,6 +7,7 @@ use super::run;
 use crate::compile::compile_text;
 use crate::dev::identity_provider::DevIdp;
 use crate::pipeline::context::{AuthDecision, Context, RateLimitDecision};
+use crate::pipeline::facts::RequestFacts;
 use crate::reply::Denial;
 use crate::snapshot::Snapshot;
 use pingora::http::RequestHeader;
@@ -69,7 +70,7 @@ impl Fixture {
             request.insert_header(name.to_string(), *value).unwrap();
         }
         let mut ctx = Context::new(Arc::clone(&self.snapshot));
-        ctx.facts.head_size = 100;
+        ctx.facts = RequestFacts::of(&request, Some([127, 0, 0, 1].into()), false, &[]);
         let outcome = self
             .control
             .block_on(run(&request, &mut ctx, &self.snapshot));
@@ -110,7 +111,9 @@ fn each_step_refuses_what_it_owns() {
 
     assert_eq!(
         fixture.request("GET", "/reads/../secure/x", &[]).1,
-        Err(Denial::PathNotNormalized)
+        Err(Denial::PathNotNormalized {
+            why: crate::routing::PathRejection::DotSegment
+        })
     );
     assert_eq!(
         fixture.request("GET", "/nowhere", &[]).1,
