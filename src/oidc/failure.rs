@@ -8,6 +8,8 @@ pub enum AuthReason {
     MultipleTokens,
     TokenTooLarge,
     Malformed,
+    /// The JOSE header lists a `crit` extension; the gateway understands none (RFC 7515 §4.1.11).
+    UnsupportedCriticalHeader,
     UnknownIssuer,
     ProviderNotAllowed,
     AlgorithmNotAllowed,
@@ -29,6 +31,7 @@ impl AuthReason {
             AuthReason::MultipleTokens => "multiple_tokens",
             AuthReason::TokenTooLarge => "token_too_large",
             AuthReason::Malformed => "malformed",
+            AuthReason::UnsupportedCriticalHeader => "unsupported_critical_header",
             AuthReason::UnknownIssuer => "issuer_mismatch",
             AuthReason::ProviderNotAllowed => "provider_not_allowed",
             AuthReason::AlgorithmNotAllowed => "algorithm_not_allowed",
