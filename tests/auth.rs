@@ -1,6 +1,7 @@
 //! Integration: token verification against an in-process identity provider — algorithms,
 //! time claims, issuer and audience diagnostics, algorithm confusion, key rotation and the
-//! single-flight refetch, IdP outages (503 vs stale keys), token types, sizes and sources.
+//! single-flight refetch, IdP outages (503 vs stale keys), token types, sizes and sources,
+//! `crit` header extensions and non-numeric time claims.
 
 mod common;
 
@@ -183,6 +184,38 @@ async fn time_claims_are_enforced_with_skew() {
         call(&s.gateway, "/acme/_test/echo", &token).await.status(),
         200
     );
+}
+
+#[tokio::test]
+async fn crit_extensions_and_non_numeric_time_claims_are_refused() {
+    let s = setup("60s");
+    let idp = &s.idp;
+    // RFC 7515 §4.1.11: the gateway understands no JWS extension, so any `crit` is refused,
+    // even over a valid signature (the header is signed as written).
+    for crit in [serde_json::json!(["exp"]), serde_json::json!(["b64"])] {
+        let token = idp
+            .token("acme")
+            .header_field("crit", crit.clone())
+            .header_field("exp", 0)
+            .header_field("b64", true)
+            .mint()
+            .unwrap();
+        refused(
+            call(&s.gateway, "/acme/_test/echo", &token).await,
+            "unsupported_critical_header",
+        )
+        .await;
+    }
+    // A NumericDate that is not a number is refused like a non-numeric `exp`, never skipped.
+    for (name, value) in [("nbf", "tomorrow"), ("iat", "1700000000"), ("exp", "never")] {
+        let token = idp.token("acme").claim(name, value).mint().unwrap();
+        let body = refused(
+            call(&s.gateway, "/acme/_test/echo", &token).await,
+            "malformed",
+        )
+        .await;
+        assert!(body["detail"].as_str().unwrap().contains(name), "{body}");
+    }
 }
 
 #[tokio::test]

@@ -7,7 +7,13 @@ pub enum AuthReason {
     MissingToken,
     MultipleTokens,
     TokenTooLarge,
+    /// A credential is present (in any configured source) but is not a well-formed bearer token.
+    MalformedCredential,
+    /// `Authorization` carries another scheme than Bearer (`Basic`, `Digest`, …).
+    UnsupportedScheme,
     Malformed,
+    /// The JOSE header lists a `crit` extension; the gateway understands none (RFC 7515 §4.1.11).
+    UnsupportedCriticalHeader,
     UnknownIssuer,
     ProviderNotAllowed,
     AlgorithmNotAllowed,
@@ -28,7 +34,10 @@ impl AuthReason {
             AuthReason::MissingToken => "missing_token",
             AuthReason::MultipleTokens => "multiple_tokens",
             AuthReason::TokenTooLarge => "token_too_large",
+            AuthReason::MalformedCredential => "malformed_credential",
+            AuthReason::UnsupportedScheme => "unsupported_scheme",
             AuthReason::Malformed => "malformed",
+            AuthReason::UnsupportedCriticalHeader => "unsupported_critical_header",
             AuthReason::UnknownIssuer => "issuer_mismatch",
             AuthReason::ProviderNotAllowed => "provider_not_allowed",
             AuthReason::AlgorithmNotAllowed => "algorithm_not_allowed",

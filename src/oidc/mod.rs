@@ -3,6 +3,7 @@
 //! | module | role |
 //! |---|---|
 //! | [`sources`] | where a token comes from (Authorization, header, query, cookie); size limit |
+//! | [`credential`] | the syntax a present credential must have (Bearer, RFC 6750 b64token) |
 //! | [`settings`] | `identity_providers.<name>` compiled offline |
 //! | [`keys`] | immutable key sets from JWKS or PEM (`enc` and unusable entries skipped) |
 //! | [`fetch`] | discovery and JWKS over HTTP with timeouts and size limits |
@@ -14,6 +15,7 @@
 
 pub mod authenticator;
 pub mod cache;
+pub mod credential;
 pub mod failure;
 pub mod fetch;
 pub mod keys;

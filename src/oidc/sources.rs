@@ -1,8 +1,10 @@
 //! Where a request's token comes from: `Authorization: Bearer` (scheme case-insensitive), and
 //! optionally one configured header, query parameter or cookie. A request carrying more than
-//! one token is refused (RFC 6750 §2), and a token larger than `tokens.max_size` is refused
-//! before any parsing.
+//! one token is refused (RFC 6750 §2), a token larger than `tokens.max_size` is refused before
+//! any parsing, and a credential present in any of these sources but not a well-formed bearer
+//! token (or an `Authorization` of another scheme) is refused rather than ignored.
 
+use super::credential::{bearer_part, cookie_values, query_key_is, token_text, Source};
 use super::failure::{AuthFailure, AuthReason};
 use crate::config::file::TokensFile;
 use crate::config::PathError;
@@ -63,46 +65,39 @@ pub fn compile_token_sources(file: &TokensFile, errors: &mut Vec<PathError>) -> 
 }
 
 impl TokenSources {
-    /// The request's token, `None` when there is none.
+    /// The request's token, `None` when no configured source holds one. A credential that is
+    /// present but not a well-formed bearer token (see [`super::credential`]) is refused, not
+    /// skipped: skipping it would let an optional route forward it unverified.
     pub fn extract<'r>(&self, request: &'r RequestHeader) -> Result<Option<&'r str>, AuthFailure> {
         let mut found: Option<&'r str> = None;
         let mut count = 0;
-        let mut take = |token: &'r str| {
+        let max_size = self.max_size;
+        let mut take = |token: &'r [u8], source: Source| -> Result<(), AuthFailure> {
+            found = Some(token_text(token, source, max_size)?);
             count += 1;
-            found = Some(token);
+            Ok(())
         };
         for value in request.headers.get_all(http::header::AUTHORIZATION) {
-            let Ok(value) = value.to_str() else { continue };
-            let value = value.trim();
-            if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
-                take(value[7..].trim());
-            }
+            take(bearer_part(value.as_bytes())?, Source::Authorization)?;
         }
         if let Some(header) = &self.header {
             for value in request.headers.get_all(header) {
-                if let Ok(value) = value.to_str() {
-                    take(value.trim());
-                }
+                take(value.as_bytes().trim_ascii(), Source::Header)?;
             }
         }
         if let (Some(name), Some(query)) = (&self.query, request.uri.query()) {
-            for pair in query.split('&') {
-                if let Some((key, value)) = pair.split_once('=') {
-                    if key == name {
-                        take(value);
-                    }
+            // `;` separates parameters too for some upstream frameworks.
+            for pair in query.split(['&', ';']) {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                if query_key_is(key, name) {
+                    take(value.as_bytes(), Source::Query)?;
                 }
             }
         }
         if let Some(name) = &self.cookie {
             for value in request.headers.get_all(http::header::COOKIE) {
-                let Ok(value) = value.to_str() else { continue };
-                for cookie in value.split(';') {
-                    if let Some((key, token)) = cookie.trim().split_once('=') {
-                        if key == name {
-                            take(token.trim_matches('"'));
-                        }
-                    }
+                for token in cookie_values(value.as_bytes(), name) {
+                    take(token, Source::Cookie)?;
                 }
             }
         }
@@ -112,17 +107,7 @@ impl TokenSources {
                 "the request carries more than one token (RFC 6750 §2 allows one method per request)",
             ));
         }
-        match found {
-            Some(token) if token.len() > self.max_size => Err(AuthFailure::new(
-                AuthReason::TokenTooLarge,
-                format!("the token is larger than {} bytes", self.max_size),
-            )),
-            Some("") => Err(AuthFailure::new(
-                AuthReason::Malformed,
-                "the bearer token is empty",
-            )),
-            other => Ok(other),
-        }
+        Ok(found)
     }
 }
 
@@ -152,7 +137,59 @@ mod tests {
         let req = request(&[("authorization", "bEaReR abc.def.ghi")], "/");
         assert_eq!(sources().extract(&req).unwrap(), Some("abc.def.ghi"));
         let req = request(&[("authorization", "Basic dXNlcjpwYXNz")], "/");
-        assert_eq!(sources().extract(&req).unwrap(), None);
+        assert_eq!(
+            sources().extract(&req).unwrap_err().reason,
+            AuthReason::UnsupportedScheme
+        );
+    }
+
+    #[test]
+    fn a_malformed_credential_in_any_source_is_refused_not_ignored() {
+        let refused = |req: RequestHeader| sources().extract(&req).unwrap_err().reason;
+        let malformed = AuthReason::MalformedCredential;
+        for value in ["Bearer\tabc", "Bearer", "Bearer a b", ""] {
+            assert_eq!(
+                refused(request(&[("authorization", value)], "/")),
+                malformed
+            );
+        }
+        for path in [
+            "/x?access_token=",
+            "/x?access_token",
+            "/x?access%5Ftoken=a%20b",
+        ] {
+            assert_eq!(refused(request(&[], path)), malformed, "{path}");
+        }
+        assert_eq!(
+            refused(request(&[("x-access-token", "a b")], "/")),
+            malformed
+        );
+        assert_eq!(refused(request(&[("cookie", "a=b; at=")], "/")), malformed);
+        let mut non_ascii = request(&[], "/");
+        non_ascii
+            .append_header(
+                "authorization",
+                http::HeaderValue::from_bytes(b"Bearer t\xc3\xb6ken").unwrap(),
+            )
+            .unwrap();
+        assert_eq!(refused(non_ascii), malformed);
+        let mut non_ascii = request(&[], "/");
+        non_ascii
+            .append_header(
+                "cookie",
+                http::HeaderValue::from_bytes(b"at=t\xf6ken").unwrap(),
+            )
+            .unwrap();
+        assert_eq!(refused(non_ascii), malformed);
+        // Other cookies may hold any octet: only the token cookie has to be a token.
+        let mut other_cookie = request(&[], "/");
+        other_cookie
+            .append_header(
+                "cookie",
+                http::HeaderValue::from_bytes(b"name=J\xc3\xb6rg; at=t3").unwrap(),
+            )
+            .unwrap();
+        assert_eq!(sources().extract(&other_cookie).unwrap(), Some("t3"));
     }
 
     #[test]

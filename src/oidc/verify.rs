@@ -1,6 +1,7 @@
-//! Pure token verification: split and decode, signature against a key set, then the claims
-//! (`exp` required, `nbf`, `iat`, issuer, audience, authorized party, `typ`). No I/O, and the
-//! clock is a parameter, so every rule is tested deterministically.
+//! Pure token verification: split and decode (a header with `crit` is refused), signature
+//! against a key set, then the claims (`exp` required; `exp`, `nbf`, `iat` numeric when present;
+//! issuer, audience, authorized party, `typ`). No I/O, and the clock is a parameter, so every
+//! rule is tested deterministically (tests in `verify/tests.rs`).
 
 use super::failure::{AuthFailure, AuthReason};
 use super::keys::{KeyLookup, KeySet};
@@ -45,6 +46,14 @@ pub fn split(token: &str) -> Result<TokenParts<'_>, AuthFailure> {
             malformed("its header cannot be decoded")
         }
     })?;
+    // `decode_header` does not look at `crit`; the gateway understands no JWS extension, so any
+    // `crit` (even `b64`, RFC 7797) means a token it must not accept (RFC 7515 §4.1.11).
+    if header.crit.is_some() {
+        return Err(AuthFailure::new(
+            AuthReason::UnsupportedCriticalHeader,
+            "the token's header lists critical extensions (`crit`); none is supported",
+        ));
+    }
     let payload_bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload_b64.trim_end_matches('='))
         .map_err(|_| malformed("its payload is not base64url"))?;
@@ -118,27 +127,39 @@ pub struct ClaimRules {
     pub clock_skew_seconds: u64,
 }
 
-fn number(payload: &Value, name: &str) -> Option<f64> {
-    payload.get(name).and_then(Value::as_f64)
+/// A NumericDate claim: `Ok(None)` when absent, refused when present but not a number (a
+/// string `nbf` must not pass as "no `nbf`").
+fn numeric_date(payload: &Value, name: &str) -> Result<Option<f64>, AuthFailure> {
+    match payload.get(name) {
+        None => Ok(None),
+        Some(value) => value.as_f64().map(Some).ok_or_else(|| {
+            AuthFailure::new(
+                AuthReason::Malformed,
+                format!("the token's `{name}` claim is not a number"),
+            )
+        }),
+    }
 }
 
 /// Checks the registered claims against `rules` at Unix time `now`.
 pub fn check_claims(payload: &Value, rules: &ClaimRules, now: u64) -> Result<(), AuthFailure> {
     let skew = rules.clock_skew_seconds as f64;
     let now = now as f64;
-    let exp = number(payload, "exp").ok_or_else(|| {
+    let exp = numeric_date(payload, "exp")?.ok_or_else(|| {
         AuthFailure::new(
             AuthReason::Malformed,
             "the token has no numeric `exp` claim",
         )
     })?;
+    let nbf = numeric_date(payload, "nbf")?;
+    let iat = numeric_date(payload, "iat")?;
     if exp + skew <= now {
         return Err(AuthFailure::new(
             AuthReason::Expired,
             format!("the token expired {}s ago", (now - exp) as u64),
         ));
     }
-    if let Some(nbf) = number(payload, "nbf") {
+    if let Some(nbf) = nbf {
         if nbf > now + skew {
             return Err(AuthFailure::new(
                 AuthReason::NotYetValid,
@@ -146,7 +167,7 @@ pub fn check_claims(payload: &Value, rules: &ClaimRules, now: u64) -> Result<(),
             ));
         }
     }
-    if let Some(iat) = number(payload, "iat") {
+    if let Some(iat) = iat {
         if iat > now + skew {
             return Err(AuthFailure::new(
                 AuthReason::IssuedInFuture,
@@ -250,3 +271,6 @@ pub fn issuer_hint(token_issuer: &str, expected: &str) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;

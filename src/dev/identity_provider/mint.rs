@@ -1,7 +1,7 @@
 //! Token minting: a builder with Keycloak-shaped defaults (an access token of user `alice` for
 //! client `web-app`, audience `orders-api` and `account`, five minutes of life) and one method per
 //! deviation a test needs — expired, not yet valid, ID or refresh token, another key, a forged
-//! header, or the HS256-with-the-RSA-public-key confusion attack.
+//! header or extra header fields (`crit`), or the HS256-with-the-RSA-public-key confusion attack.
 
 use super::keys::{random_id, SigningAlg};
 use super::state::Shared;
@@ -63,6 +63,8 @@ pub struct TokenBuilder {
     /// `Some(None)` removes the `kid` header; `Some(Some(k))` forges it.
     kid_override: Option<Option<String>>,
     header_alg_override: Option<String>,
+    /// Extra JOSE header fields (e.g. `crit`), written after `alg`, `typ` and `kid`.
+    header_fields: Map<String, Value>,
     now: i64,
 }
 
@@ -103,6 +105,7 @@ impl TokenBuilder {
             signer: Signer::Current(SigningAlg::RS256),
             kid_override: None,
             header_alg_override: None,
+            header_fields: Map::new(),
             now,
         }
     }
@@ -210,6 +213,13 @@ impl TokenBuilder {
         self
     }
 
+    /// Adds a field to the JOSE header (replacing `alg`, `typ` or `kid` if named so), e.g.
+    /// `crit`; the token is signed over the header as written.
+    pub fn header_field(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.header_fields.insert(name.to_owned(), value.into());
+        self
+    }
+
     /// Expires `seconds` after the builder's clock (negative: already expired).
     pub fn expires_in(self, seconds: i64) -> Self {
         let exp = self.now + seconds;
@@ -307,8 +317,11 @@ impl TokenBuilder {
             "alg": self.header_alg_override.as_deref().unwrap_or(alg_name),
             "typ": "JWT",
         });
-        if let (Some(kid), Value::Object(map)) = (kid, &mut header) {
-            map.insert("kid".into(), Value::String(kid));
+        if let Value::Object(map) = &mut header {
+            if let Some(kid) = kid {
+                map.insert("kid".into(), Value::String(kid));
+            }
+            map.extend(self.header_fields.clone());
         }
         let signing_input = format!(
             "{}.{}",

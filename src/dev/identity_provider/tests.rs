@@ -147,3 +147,17 @@ fn presets_shape_the_claims() {
     assert_eq!(header["alg"], "none");
     assert!(header.get("kid").is_none());
 }
+
+#[test]
+fn header_fields_are_signed_into_the_header() {
+    let idp = DevIdp::start(&["acme"]).expect("idp");
+    let token = idp
+        .token("acme")
+        .header_field("crit", serde_json::json!(["exp"]))
+        .header_field("exp", 1)
+        .mint()
+        .expect("token");
+    let header = jsonwebtoken::decode_header(&token).expect("header");
+    assert_eq!(header.crit, Some(vec!["exp".to_owned()]));
+    assert!(header.kid.is_some(), "the default fields stay");
+}
