@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 /// Runs `portcullis validate` on `text` and returns (exit ok, stdout, stderr, file path).
 fn validate(text: &str) -> (bool, String, String, String) {
@@ -140,4 +141,80 @@ fn missing_file_is_reported() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr)
         .contains("/nonexistent/portcullis.yaml:1:1: cannot read"));
+}
+
+/// Runs `portcullis validate` on `text`, killing it after `limit`; returns (exit ok, stderr,
+/// file path), or `None` when it was still running at `limit`.
+fn validate_within(text: &str, limit: Duration) -> Option<(bool, String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.yaml");
+    std::fs::write(&path, text).unwrap();
+    let stderr_path = dir.path().join("stderr");
+    let mut child = Command::new(common::binary())
+        .args(["validate", "-c"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    common::wait_until(limit, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    };
+    Some((
+        status.success(),
+        std::fs::read_to_string(&stderr_path).unwrap(),
+        path.display().to_string(),
+    ))
+}
+
+/// Nesting and size are bounded before parsing: a deeply nested or oversized file is refused
+/// with a located error at once, instead of keeping a parser busy for minutes. (The limit is an
+/// upper bound for a debug build on a busy machine, not a benchmark.)
+#[test]
+fn deeply_nested_and_oversized_files_are_refused_at_once() {
+    let limit = Duration::from_secs(2);
+    let depth = 200_000;
+    let deep = format!(
+        "{VALID_HEAD}routes: {}{}\n",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let (ok, stderr, path) =
+        validate_within(&deep, limit).expect("a 400 KB nested file is refused within 2 s");
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "{path}:6:72: the configuration nests 65 levels deep here; the deepest accepted is 64"
+        )),
+        "{stderr}"
+    );
+
+    let block: String = (0..3000)
+        .map(|i| format!("{}k:\n", " ".repeat(i % 200)))
+        .collect();
+    let (ok, stderr, path) =
+        validate_within(&block, limit).expect("a deep block mapping is refused within 2 s");
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("{path}:65:")) && stderr.contains("nests 65 levels"),
+        "{stderr}"
+    );
+
+    let padding = "# padding\n".repeat(450_000);
+    let large = format!("{VALID_HEAD}routes: []\n{padding}");
+    let (ok, stderr, path) =
+        validate_within(&large, limit).expect("a 4.5 MB file is refused within 2 s");
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("{path}:1:1: the configuration is"))
+            && stderr.contains("the largest accepted is 4194304 bytes (4 MiB)"),
+        "{stderr}"
+    );
 }
