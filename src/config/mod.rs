@@ -7,6 +7,7 @@
 //! expand variables → parse (serde_yaml, `deny_unknown_fields`) → compile. Every step reports
 //! `FILE:LINE:COLUMN: message`.
 
+pub mod bounds;
 pub mod diagnostics;
 pub mod env;
 pub mod file;
