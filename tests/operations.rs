@@ -499,3 +499,132 @@ async fn graceful_upgrade_hands_over_the_listeners() {
         ok.load(Ordering::Relaxed)
     );
 }
+
+/// The `X-Config-Version` the gateway answers `/status` with, once it is `version` (polling for
+/// up to `limit`).
+async fn serves_version(gateway: &GatewayProcess, version: u32, limit: Duration) -> bool {
+    let http = client();
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Ok(response) = http.get(gateway.url("/status")).send().await {
+            if response
+                .headers()
+                .get("x-config-version")
+                .is_some_and(|seen| seen.as_bytes() == version.to_string().as_bytes())
+            {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// A key server that accepts connections and never answers: a reload that adds a provider
+/// fetching from it runs until the provider's fetch timeout. Returns its address and the number
+/// of connections it has accepted.
+fn silent_key_server() -> (std::net::SocketAddr, Arc<AtomicU64>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (address, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_during_a_reload_is_refused_promptly_and_the_latest_file_wins() {
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
+    let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), 1, ""));
+    let (silent, connections) = silent_key_server();
+    let slow = config(&idp, upstream.addr(), 2, "").replace(
+        "identity_providers:\n",
+        &format!(
+            "identity_providers:\n  slow:\n    issuer: \"http://{silent}/realms/slow\"\n    \
+             jwks_uri: \"http://{silent}/certs\"\n    audiences: [x]\n    jwks: {{ timeout: 4s }}\n"
+        ),
+    );
+    gateway.write_config(&slow);
+    gateway.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(5), || connections
+            .load(Ordering::SeqCst)
+            > 0),
+        "the slow reload fetches keys:\n{}",
+        gateway.log()
+    );
+
+    // The slow reload is running: POST /reload is refused at once instead of queueing.
+    let started = std::time::Instant::now();
+    let response = client()
+        .post(gateway.admin_url("/reload"))
+        .send()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 409);
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "answered after {elapsed:?}"
+    );
+    let body = response.text().await.unwrap();
+    assert!(body.contains("a reload is in progress"), "{body}");
+
+    // A SIGHUP burst during the reload: one more reload, of the file as it is then.
+    gateway.write_config(&config(&idp, upstream.addr(), 3, ""));
+    for _ in 0..3 {
+        gateway.signal("HUP");
+    }
+    assert!(
+        serves_version(&gateway, 3, Duration::from_secs(15)).await,
+        "the latest file is applied after the slow reload:\n{}",
+        gateway.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_would_burn_cpu_is_refused_at_once_and_the_next_reload_applies() {
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
+    let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), 1, ""));
+    let depth = 200_000;
+    gateway.write_config(&format!(
+        "routes: {}{}\n",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    ));
+    let started = std::time::Instant::now();
+    let response = client()
+        .post(gateway.admin_url("/reload"))
+        .send()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 422);
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "answered after {elapsed:?}"
+    );
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("portcullis.yaml:1:72: the configuration nests 65 levels"),
+        "{body}"
+    );
+
+    // The same file by SIGHUP, then a good one: the good one is applied at once.
+    gateway.signal("HUP");
+    gateway.write_config(&config(&idp, upstream.addr(), 2, ""));
+    gateway.signal("HUP");
+    assert!(
+        serves_version(&gateway, 2, Duration::from_secs(5)).await,
+        "{}",
+        gateway.log()
+    );
+}

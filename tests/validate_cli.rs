@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 /// Runs `portcullis validate` on `text` and returns (exit ok, stdout, stderr, file path).
 fn validate(text: &str) -> (bool, String, String, String) {
@@ -140,4 +141,144 @@ fn missing_file_is_reported() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr)
         .contains("/nonexistent/portcullis.yaml:1:1: cannot read"));
+}
+
+/// Runs `portcullis validate` on `text`, killing it after `limit`; returns (exit ok, stderr,
+/// file path), or `None` when it was still running at `limit`.
+fn validate_within(text: &str, limit: Duration) -> Option<(bool, String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.yaml");
+    std::fs::write(&path, text).unwrap();
+    let stderr_path = dir.path().join("stderr");
+    let mut child = Command::new(common::binary())
+        .args(["validate", "-c"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    common::wait_until(limit, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    };
+    Some((
+        status.success(),
+        std::fs::read_to_string(&stderr_path).unwrap(),
+        path.display().to_string(),
+    ))
+}
+
+/// Nesting and size are bounded before parsing: a deeply nested or oversized file is refused
+/// with a located error at once, instead of keeping a parser busy for minutes. (The limit is an
+/// upper bound for a debug build on a busy machine, not a benchmark.)
+#[test]
+fn deeply_nested_and_oversized_files_are_refused_at_once() {
+    let limit = Duration::from_secs(2);
+    let depth = 200_000;
+    let deep = format!(
+        "{VALID_HEAD}routes: {}{}\n",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let (ok, stderr, path) =
+        validate_within(&deep, limit).expect("a 400 KB nested file is refused within 2 s");
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "{path}:6:72: the configuration nests 65 levels deep here; the deepest accepted is 64"
+        )),
+        "{stderr}"
+    );
+
+    let block: String = (0..3000)
+        .map(|i| format!("{}k:\n", " ".repeat(i % 200)))
+        .collect();
+    let (ok, stderr, path) =
+        validate_within(&block, limit).expect("a deep block mapping is refused within 2 s");
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("{path}:65:")) && stderr.contains("nests 65 levels"),
+        "{stderr}"
+    );
+
+    let padding = "# padding\n".repeat(450_000);
+    let large = format!("{VALID_HEAD}routes: []\n{padding}");
+    let (ok, stderr, path) =
+        validate_within(&large, limit).expect("a 4.5 MB file is refused within 2 s");
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("{path}:1:1: the configuration is"))
+            && stderr.contains("the largest accepted is 4194304 bytes (4 MiB)"),
+        "{stderr}"
+    );
+}
+
+/// Sizes, durations and counts that parse but would break every request (or hold resources
+/// without bound) are refused, each located and naming its allowed range.
+#[test]
+fn sizes_timeouts_and_counts_outside_their_range_are_refused() {
+    let (ok, _, stderr, path) = validate(
+        r#"server:
+  listen: ["127.0.0.1:8080"]
+  threads: 0
+  max_header_size: 0
+  read_timeout: 0s
+  keepalive_timeout: 100d
+access_log: { buffer_lines: 0 }
+upstreams:
+  orders:
+    targets: ["127.0.0.1:9001"]
+    connect_timeout: 0s
+    read_timeout: 0ms
+    max_failures: 0
+    health_check: { interval: 0s, healthy_after: 0 }
+identity_providers:
+  realm:
+    issuer: "http://127.0.0.1:18080/realms/realm"
+    jwks_uri: "http://127.0.0.1:18080/certs"
+    audiences: [orders-api]
+    jwks: { timeout: 0s, max_size: 0 }
+    token_cache: { ttl: 100d }
+rate_limits:
+  closed:
+    key: client_ip
+    rate: 2000000000/s
+routes:
+  - name: a
+    match: { path: /a }
+    upstream: orders
+    auth: none
+    response:
+      json: { max_body: 0 }
+"#,
+    );
+    assert!(!ok);
+    for expected in [
+        ":3:12: server.threads: `0` is out of range: allowed 1 to 1024",
+        ":4:20: server.max_header_size: `0B` is out of range: allowed 1KiB to 1MiB",
+        ":5:17: server.read_timeout: `0s` is out of range: allowed 100ms to 1h",
+        ":6:22: server.keepalive_timeout: `100d` is out of range: allowed 1s to 1h",
+        ":7:29: access_log.buffer_lines: `0` is out of range: allowed 1 to 1048576",
+        ":11:22: upstreams.orders.connect_timeout: `0s` is out of range: allowed 10ms to 1m",
+        ":12:19: upstreams.orders.read_timeout: `0s` is out of range: allowed 100ms to 1h",
+        ":13:19: upstreams.orders.max_failures: `0` is out of range: allowed 1 to 100",
+        ":14:31: upstreams.orders.health_check.interval: `0s` is out of range: allowed 100ms to 1h",
+        ":14:50: upstreams.orders.health_check.healthy_after: `0` is out of range: allowed 1 to 100",
+        ":20:22: identity_providers.realm.jwks.timeout: `0s` is out of range: allowed 100ms to 1m",
+        ":20:36: identity_providers.realm.jwks.max_size: `0B` is out of range: allowed 1KiB to 16MiB",
+        ":21:25: identity_providers.realm.token_cache.ttl: `100d` is out of range: allowed 0s to 1d",
+        ":25:11: rate_limits.closed.rate: `2000000000` is out of range: allowed 1 to 1000000000",
+        ":32:25: routes[0].response.json.max_body: `0B` is out of range: allowed 1B to 64MiB",
+    ] {
+        assert!(
+            stderr.contains(&format!("{path}{expected}")),
+            "missing `{expected}` in:\n{stderr}"
+        );
+    }
 }

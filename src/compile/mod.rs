@@ -88,7 +88,13 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
                 Some(path) => AccessLogTarget::File(path.to_owned()),
             },
             redact_subject: access_log.redact_subject.unwrap_or(false),
-            buffer_lines: access_log.buffer_lines.unwrap_or(16_384),
+            buffer_lines: crate::config::bounds::count_within(
+                access_log.buffer_lines,
+                16_384,
+                1..=1_048_576,
+                "access_log.buffer_lines",
+                &mut errors,
+            ),
         };
     }
     let admin_listen = file

@@ -152,12 +152,12 @@ pub fn compile_routes(
             .request
             .as_ref()
             .and_then(|r| r.json.as_ref())
-            .map(|json| JsonTransform::compile(json, &format!("{path}.request.json"), errors));
+            .map(|json| compile_json(json, &format!("{path}.request.json"), errors));
         let response_json = route
             .response
             .as_ref()
             .and_then(|r| r.json.as_ref())
-            .map(|json| JsonTransform::compile(json, &format!("{path}.response.json"), errors));
+            .map(|json| compile_json(json, &format!("{path}.response.json"), errors));
         let request_file = route.request.as_ref();
         let rewrite_path = request_file
             .and_then(|r| r.rewrite_path.as_ref())
@@ -309,4 +309,23 @@ fn compile_matcher(
         path: pattern,
         methods,
     })
+}
+
+/// The largest body a JSON transform buffers: 1 byte to 64 MiB (default 1 MiB).
+const MAX_BODY_RANGE: std::ops::RangeInclusive<u64> = 1..=64 * 1024 * 1024;
+
+/// Compiles a JSON transform after checking its `max_body` against [`MAX_BODY_RANGE`].
+fn compile_json(
+    json: &crate::config::route_file::JsonTransformFile,
+    path: &str,
+    errors: &mut Vec<PathError>,
+) -> JsonTransform {
+    crate::config::bounds::size_within(
+        json.max_body,
+        1 << 20,
+        MAX_BODY_RANGE,
+        &format!("{path}.max_body"),
+        errors,
+    );
+    JsonTransform::compile(json, path, errors)
 }

@@ -1,6 +1,7 @@
 //! The `server` section: listeners, TLS, threads, timeouts and the process settings that take
 //! effect at start (a reload that changes them logs that a restart is needed).
 
+use crate::config::bounds::{count_within, duration_within, size_within};
 use crate::config::file::ServerFile;
 use crate::config::PathError;
 use std::net::SocketAddr;
@@ -66,17 +67,10 @@ pub(super) fn compile_server(file: &ServerFile, errors: &mut Vec<PathError>) -> 
             "at least one listener is needed (`server.listen` or `server.tls.listen`)",
         ));
     }
-    let threads = file.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
-    if threads == 0 || threads > 1024 {
-        errors.push(PathError::new(
-            "server.threads",
-            "must be between 1 and 1024",
-        ));
-    }
-    let duration = |value: Option<crate::config::units::ConfigDuration>, default: u64| {
-        value.map_or(Duration::from_secs(default), |d| d.0)
+    let available = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let threads = count_within(file.threads, available, 1..=1024, "server.threads", errors);
+    let timeout = |value, default, allowed, key: &str, errors: &mut Vec<PathError>| {
+        duration_within(value, default, allowed, &format!("server.{key}"), errors)
     };
     ServerSettings {
         listen,
@@ -84,17 +78,55 @@ pub(super) fn compile_server(file: &ServerFile, errors: &mut Vec<PathError>) -> 
         threads,
         work_stealing: file.work_stealing.unwrap_or(false),
         h2c: file.h2c.unwrap_or(true),
-        keepalive_timeout: duration(file.keepalive_timeout, 60),
-        read_timeout: duration(file.read_timeout, 60),
-        write_timeout: duration(file.write_timeout, 60),
-        max_header_size: file.max_header_size.map_or(64 * 1024, |s| s.0 as usize),
-        shutdown_timeout: duration(file.shutdown_timeout, 10),
+        keepalive_timeout: timeout(
+            file.keepalive_timeout,
+            secs(60),
+            secs(1)..=secs(3600),
+            "keepalive_timeout",
+            errors,
+        ),
+        read_timeout: timeout(
+            file.read_timeout,
+            secs(60),
+            millis(100)..=secs(3600),
+            "read_timeout",
+            errors,
+        ),
+        write_timeout: timeout(
+            file.write_timeout,
+            secs(60),
+            millis(100)..=secs(3600),
+            "write_timeout",
+            errors,
+        ),
+        max_header_size: size_within(
+            file.max_header_size,
+            64 * 1024,
+            1024..=1024 * 1024,
+            "server.max_header_size",
+            errors,
+        ) as usize,
+        shutdown_timeout: timeout(
+            file.shutdown_timeout,
+            secs(10),
+            secs(0)..=secs(3600),
+            "shutdown_timeout",
+            errors,
+        ),
         pid_file: file
             .pid_file
             .clone()
             .unwrap_or_else(|| "/run/portcullis/portcullis.pid".into()),
         access_log: crate::access_log::AccessLogSettings::default(),
     }
+}
+
+pub(super) const fn secs(seconds: u64) -> Duration {
+    Duration::from_secs(seconds)
+}
+
+pub(super) const fn millis(milliseconds: u64) -> Duration {
+    Duration::from_millis(milliseconds)
 }
 
 pub(super) fn parse_listen(

@@ -1,5 +1,7 @@
 //! Compiles the `upstreams` section into target pools (no network activity).
 
+use super::server::{millis, secs};
+use crate::config::bounds::{count_within, duration_within};
 use crate::config::file::{HealthCheckKind, UpstreamFile};
 use crate::config::units::ConfigDuration;
 use crate::config::PathError;
@@ -8,8 +10,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn or_default(value: Option<ConfigDuration>, default: Duration) -> Duration {
-    value.map_or(default, |d| d.0)
+/// A duration setting of upstream `path` (`upstreams.NAME`), checked against `allowed`.
+fn timeout(
+    value: Option<ConfigDuration>,
+    default: Duration,
+    allowed: std::ops::RangeInclusive<Duration>,
+    key: &str,
+    (path, errors): (&str, &mut Vec<PathError>),
+) -> Duration {
+    duration_within(value, default, allowed, &format!("{path}.{key}"), errors)
 }
 
 /// Builds every upstream pool (no network activity), in name order.
@@ -68,30 +77,81 @@ pub fn compile_upstreams(
                 Some(health_path)
             }
         };
+        let interval = duration_within(
+            health.and_then(|h| h.interval),
+            secs(5),
+            millis(100)..=secs(3600),
+            &format!("{path}.health_check.interval"),
+            errors,
+        );
+        let attempts = |value: Option<usize>, key: &str, errors: &mut Vec<PathError>| {
+            count_within(value, 1, 1..=100, &format!("{path}.{key}"), errors)
+        };
+        let healthy_after = attempts(
+            health.and_then(|h| h.healthy_after),
+            "health_check.healthy_after",
+            errors,
+        );
+        let unhealthy_after = attempts(
+            health.and_then(|h| h.unhealthy_after),
+            "health_check.unhealthy_after",
+            errors,
+        );
+        let max_failures = count_within(
+            file.max_failures,
+            1,
+            1..=100,
+            &format!("{path}.max_failures"),
+            errors,
+        );
         let settings = UpstreamSettings {
             name: name.clone(),
             targets,
-            connect_timeout: or_default(file.connect_timeout, Duration::from_secs(5)),
-            read_timeout: or_default(file.read_timeout, Duration::from_secs(60)),
-            write_timeout: or_default(file.write_timeout, Duration::from_secs(60)),
-            idle_timeout: or_default(file.idle_timeout, Duration::from_secs(60)),
+            connect_timeout: timeout(
+                file.connect_timeout,
+                secs(5),
+                millis(10)..=secs(60),
+                "connect_timeout",
+                (&path, errors),
+            ),
+            read_timeout: timeout(
+                file.read_timeout,
+                secs(60),
+                millis(100)..=secs(3600),
+                "read_timeout",
+                (&path, errors),
+            ),
+            write_timeout: timeout(
+                file.write_timeout,
+                secs(60),
+                millis(100)..=secs(3600),
+                "write_timeout",
+                (&path, errors),
+            ),
+            idle_timeout: timeout(
+                file.idle_timeout,
+                secs(60),
+                secs(1)..=secs(3600),
+                "idle_timeout",
+                (&path, errors),
+            ),
             tls,
             health: HealthSettings {
                 http_path,
-                interval: or_default(health.and_then(|h| h.interval), Duration::from_secs(5)),
-                healthy_after: health.and_then(|h| h.healthy_after).unwrap_or(1).max(1),
-                unhealthy_after: health.and_then(|h| h.unhealthy_after).unwrap_or(1).max(1),
+                interval,
+                healthy_after,
+                unhealthy_after,
             },
-            max_failures: file.max_failures.unwrap_or(1).max(1),
-            fail_timeout: or_default(file.fail_timeout, Duration::from_secs(10)),
+            max_failures,
+            fail_timeout: timeout(
+                file.fail_timeout,
+                secs(10),
+                secs(1)..=secs(3600),
+                "fail_timeout",
+                (&path, errors),
+            ),
             host_header: file.host_header.clone(),
         };
-        if settings.health.interval < Duration::from_millis(100) {
-            errors.push(PathError::new(
-                format!("{path}.health_check.interval"),
-                "must be at least 100ms",
-            ));
-        }
         if errors.len() == before {
             compiled.push(Upstream::new(settings));
         }

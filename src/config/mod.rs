@@ -3,12 +3,15 @@
 //! ([`diagnostics`]). Nothing here knows what the settings mean at run time: [`crate::compile`]
 //! turns a parsed file into the validated snapshot, and domain modules read only this schema.
 //!
-//! Loading is a pipeline: read ([`read_file`]) → expand variables → parse (serde_yaml,
-//! `deny_unknown_fields`) → compile. Every step reports `FILE:LINE:COLUMN: message`.
+//! Loading is a pipeline: read ([`read_file`]) → bound the size and nesting ([`limits`]) →
+//! expand variables → parse (serde_yaml, `deny_unknown_fields`) → compile. Every step reports
+//! `FILE:LINE:COLUMN: message`.
 
+pub mod bounds;
 pub mod diagnostics;
 pub mod env;
 pub mod file;
+pub mod limits;
 pub mod policy_file;
 pub mod route_file;
 pub mod units;
@@ -36,6 +39,8 @@ pub fn parse_text_with_env(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<ParsedConfig, ConfigErrors> {
+    let refuse = |error: ConfigError| ConfigErrors(vec![error]);
+    limits::check_size(file_name, text.len()).map_err(refuse)?;
     let expanded = env::expand_variables(text, lookup).map_err(|errors| {
         ConfigErrors(
             errors
@@ -49,6 +54,9 @@ pub fn parse_text_with_env(
                 .collect(),
         )
     })?;
+    // Variables may lengthen the text or add brackets: bound what the parsers will read.
+    limits::check_size(file_name, expanded.len()).map_err(refuse)?;
+    limits::check_nesting(file_name, &expanded).map_err(refuse)?;
     let config: FileConfig = serde_yaml::from_str(&expanded)
         .map_err(|e| ConfigErrors(vec![diagnostics::from_yaml_error(file_name, &e)]))?;
     Ok(ParsedConfig {
@@ -59,16 +67,27 @@ pub fn parse_text_with_env(
     })
 }
 
-/// Reads a configuration file; an unreadable file is a located error like any other.
+/// Reads a configuration file; an unreadable file, or one larger than
+/// [`limits::MAX_FILE_BYTES`], is a located error like any other. At most one byte past the
+/// limit is read, whatever the file's size.
 pub fn read_file(path: &str) -> Result<String, ConfigErrors> {
-    std::fs::read_to_string(path).map_err(|e| {
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| {
         ConfigErrors(vec![ConfigError {
             file: path.to_owned(),
             line: 1,
             column: 1,
             message: format!("cannot read the configuration file: {e}"),
         }])
-    })
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut bytes = Vec::new();
+    file.take(limits::MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    limits::check_size(path, bytes.len()).map_err(|error| ConfigErrors(vec![error]))?;
+    String::from_utf8(bytes)
+        .map_err(|e| unreadable(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 /// 64-bit FNV-1a, enough to tell two configuration texts apart in metrics and logs.

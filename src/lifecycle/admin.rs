@@ -1,8 +1,9 @@
 //! The admin listener: `/healthz` (the process is alive), `/readyz` (configuration loaded and
 //! every upstream has a healthy target), `/metrics` (Prometheus text exposition) and
-//! `POST /reload`. It must never be exposed publicly.
+//! `POST /reload` (200 reloaded, 409 while another reload runs, 422 refused). It must never be
+//! exposed publicly.
 
-use super::reload::LiveConfig;
+use super::reload::{LiveConfig, ReloadError};
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
@@ -52,8 +53,13 @@ impl ServeHttp for AdminApp {
             if method != http::Method::POST {
                 return text(405, "text/plain", b"use POST /reload\n".to_vec());
             }
-            return match self.live.reload().await {
+            return match self.live.reload_unless_busy().await {
                 Ok(()) => text(200, "text/plain", b"reloaded\n".to_vec()),
+                Err(ReloadError::InProgress) => text(
+                    409,
+                    "text/plain",
+                    b"a reload is in progress; try again when it has finished\n".to_vec(),
+                ),
                 Err(errors) => text(
                     422,
                     "text/plain",

@@ -63,12 +63,14 @@ impl Signals {
     }
 }
 
-/// Reloads on every SIGHUP, coalescing bursts.
+/// Reloads on SIGHUP. Hangups that arrive during a reload are coalesced (the signal stream
+/// keeps one pending delivery): they cause exactly one more reload, of the file as it is when
+/// that reload starts.
 fn reload_on_hangup(live: &Arc<LiveConfig>, mut hangups: Signal) {
     let live = Arc::clone(live);
     live.control.clone().spawn(async move {
         while hangups.recv().await.is_some() {
-            match live.reload().await {
+            match live.reload_after_current().await {
                 Ok(()) => tracing::info!("configuration reloaded"),
                 Err(error) => {
                     for line in error.to_string().lines() {
@@ -78,7 +80,6 @@ fn reload_on_hangup(live: &Arc<LiveConfig>, mut hangups: Signal) {
                     }
                 }
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
 }

@@ -3,6 +3,7 @@
 
 use super::keys::KeySet;
 use super::verify::ClaimRules;
+use crate::config::bounds::{count_within, duration_within, size_within};
 use crate::config::file::ProviderFile;
 use crate::config::PathError;
 use jsonwebtoken::Algorithm;
@@ -168,21 +169,59 @@ pub fn compile_provider(
     if file.shared_secret.is_some() && file.algorithms.is_none() {
         algorithms.extend([Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]);
     }
-    let duration = |value: Option<crate::config::units::ConfigDuration>, default: u64| {
-        value.map_or(Duration::from_secs(default), |d| d.0)
+    let seconds = Duration::from_secs;
+    let duration = |value, default, allowed, key: &str, errors: &mut Vec<PathError>| {
+        duration_within(value, default, allowed, &format!("{path}.{key}"), errors)
     };
-    let clock_skew = duration(file.clock_skew, 30);
-    if clock_skew > Duration::from_secs(300) {
-        errors.push(PathError::new(format!("{path}.clock_skew"), "at most 5m"));
-    }
-    let refresh_interval = duration(file.jwks.refresh_interval, 300);
-    let min_refetch_interval = duration(file.jwks.min_refetch_interval, 10);
-    if refresh_interval < Duration::from_secs(1) {
-        errors.push(PathError::new(
-            format!("{path}.jwks.refresh_interval"),
-            "at least 1s",
-        ));
-    }
+    let clock_skew = duration(
+        file.clock_skew,
+        seconds(30),
+        seconds(0)..=seconds(300),
+        "clock_skew",
+        &mut errors,
+    );
+    let refresh_interval = duration(
+        file.jwks.refresh_interval,
+        seconds(300),
+        seconds(1)..=seconds(86_400),
+        "jwks.refresh_interval",
+        &mut errors,
+    );
+    let min_refetch_interval = duration(
+        file.jwks.min_refetch_interval,
+        seconds(10),
+        seconds(1)..=seconds(3600),
+        "jwks.min_refetch_interval",
+        &mut errors,
+    );
+    let fetch_timeout = duration(
+        file.jwks.timeout,
+        seconds(5),
+        Duration::from_millis(100)..=seconds(60),
+        "jwks.timeout",
+        &mut errors,
+    );
+    let max_jwks_size = size_within(
+        file.jwks.max_size,
+        256 * 1024,
+        1024..=16 * 1024 * 1024,
+        &format!("{path}.jwks.max_size"),
+        &mut errors,
+    ) as usize;
+    let cache_entries = count_within(
+        file.token_cache.max_entries,
+        10_000,
+        0..=10_000_000,
+        &format!("{path}.token_cache.max_entries"),
+        &mut errors,
+    );
+    let cache_ttl = duration(
+        file.token_cache.ttl,
+        seconds(300),
+        seconds(0)..=seconds(86_400),
+        "token_cache.ttl",
+        &mut errors,
+    );
     let ca_pem = file.ca_file.as_ref().and_then(|ca| {
         std::fs::read(ca)
             .map_err(|e| {
@@ -212,10 +251,10 @@ pub fn compile_provider(
         realm: file.realm.clone().unwrap_or_else(|| name.to_owned()),
         refresh_interval,
         min_refetch_interval,
-        fetch_timeout: duration(file.jwks.timeout, 5),
-        max_jwks_size: file.jwks.max_size.map_or(256 * 1024, |s| s.0 as usize),
+        fetch_timeout,
+        max_jwks_size,
         ca_pem,
-        cache_entries: file.token_cache.max_entries.unwrap_or(10_000),
-        cache_ttl: duration(file.token_cache.ttl, 300),
+        cache_entries,
+        cache_ttl,
     })
 }

@@ -57,20 +57,37 @@ pub fn compile_rate_limits(
                 .enumerate()
                 .map(|(i, tier)| {
                     let rule = compile_rule(&tier.when, &format!("{path}.tiers[{i}].when"), errors);
-                    (rule, tier.rate, tier.burst.unwrap_or(0))
+                    let tier_path = format!("{path}.tiers[{i}]");
+                    check_rate(tier.rate, &format!("{tier_path}.rate"), errors);
+                    let burst = check_burst(tier.burst, &format!("{tier_path}.burst"), errors);
+                    (rule, tier.rate, burst)
                 })
                 .collect();
+            check_rate(file.rate, &format!("{path}.rate"), errors);
             RateLimitPolicy {
                 name: name.clone(),
                 key,
                 rate: file.rate,
-                burst: file.burst.unwrap_or(0),
+                burst: check_burst(file.burst, &format!("{path}.burst"), errors),
                 tiers,
                 store: file.store.unwrap_or(RateLimitStore::Local),
                 headers: file.headers.unwrap_or(true),
             }
         })
         .collect()
+}
+
+/// The most requests a rate or a burst may allow (per period, or at once).
+const MAX_REQUESTS: u64 = 1_000_000_000;
+
+/// A rate allows 1 to [`MAX_REQUESTS`] requests per period (`0/s` would refuse every request).
+fn check_rate(rate: RateSpec, path: &str, errors: &mut Vec<PathError>) {
+    crate::config::bounds::count_within(Some(rate.count), 1, 1..=MAX_REQUESTS, path, errors);
+}
+
+/// A burst holds 0 to [`MAX_REQUESTS`] extra requests (default 0).
+fn check_burst(burst: Option<u64>, path: &str, errors: &mut Vec<PathError>) -> u64 {
+    crate::config::bounds::count_within(burst, 0, 0..=MAX_REQUESTS, path, errors)
 }
 
 /// Why a `key` entry of a policy is refused.
