@@ -226,6 +226,19 @@ routes:
             !sent.contains("password") && sent.contains("deep"),
             "{protocol}"
         );
+        // Numbers keep their digits (no trip through f64).
+        let response = http
+            .post(gateway.url("/_test/echo"))
+            .header("content-type", "application/json")
+            .body(r#"{"password":"x","id":123456789012345678901234567890,"p":0.10000000000000000555}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            echoed_body(response).await,
+            r#"{"id":123456789012345678901234567890,"p":0.10000000000000000555}"#,
+            "{protocol}"
+        );
         // Responses: a deep valid body is transformed; an unparsable one on a route that
         // removes fields is cut off (never a complete body with the field)...
         let deep = http.get(gateway.url("/guarded/deep")).send().await.unwrap();

@@ -100,6 +100,14 @@ mod tests {
     }
 
     #[test]
+    fn numbers_keep_their_digits() {
+        // serde_json's `arbitrary_precision`: no trip through f64.
+        let text = r#"{"id":123456789012345678901234567890,"price":0.1000000000000000055511}"#;
+        let document = parse_document(text.as_bytes()).unwrap();
+        assert_eq!(serde_json::to_string(&document).unwrap(), text);
+    }
+
+    #[test]
     fn the_deepest_document_fits_a_small_thread_stack() {
         // Parse, serialize and drop at MAX_DEPTH on 3/4 of a tokio worker's 2 MiB stack.
         let text = nested(MAX_DEPTH);
