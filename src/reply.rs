@@ -62,6 +62,15 @@ pub enum Denial {
     UpstreamTimeout { detail: String },
     /// No target of the upstream is usable.
     NoHealthyTarget { upstream: String },
+    /// A request body the route transforms is larger than its `max_body` (413).
+    RequestBodyTooLarge { limit: usize },
+    /// A request body the route transforms is not valid JSON (400).
+    RequestBodyInvalid,
+    /// A JSON request body the route transforms arrived compressed (415).
+    RequestBodyEncoded,
+    /// An upstream body the route transforms could not be transformed (502 while the response
+    /// head has not reached the client; once it has, the response is cut off instead).
+    ResponseBodyRefused { detail: String },
 }
 
 impl Denial {
@@ -81,6 +90,10 @@ impl Denial {
             Denial::UpstreamUnavailable { .. } => 502,
             Denial::UpstreamTimeout { .. } => 504,
             Denial::NoHealthyTarget { .. } => 502,
+            Denial::RequestBodyTooLarge { .. } => 413,
+            Denial::RequestBodyInvalid => 400,
+            Denial::RequestBodyEncoded => 415,
+            Denial::ResponseBodyRefused { .. } => 502,
         }
     }
 
@@ -100,6 +113,10 @@ impl Denial {
             Denial::UpstreamUnavailable { .. } => "upstream_unavailable",
             Denial::UpstreamTimeout { .. } => "upstream_timeout",
             Denial::NoHealthyTarget { .. } => "no_healthy_target",
+            Denial::RequestBodyTooLarge { .. } => "request_body_too_large",
+            Denial::RequestBodyInvalid => "request_body_invalid",
+            Denial::RequestBodyEncoded => "request_body_encoded",
+            Denial::ResponseBodyRefused { .. } => "response_body_refused",
         }
     }
 
@@ -113,6 +130,8 @@ impl Denial {
             408 => "Request Timeout",
             429 => "Too Many Requests",
             431 => "Request Header Fields Too Large",
+            413 => "Content Too Large",
+            415 => "Unsupported Media Type",
             502 => "Bad Gateway",
             503 => "Service Unavailable",
             504 => "Gateway Timeout",
@@ -148,6 +167,15 @@ impl Denial {
             Denial::NoHealthyTarget { upstream } => {
                 format!("upstream `{upstream}` has no healthy target").into()
             }
+            Denial::RequestBodyTooLarge { limit } => {
+                format!("the JSON request body exceeds this route's limit of {limit} bytes").into()
+            }
+            Denial::RequestBodyInvalid => "the request body is not valid JSON".into(),
+            Denial::RequestBodyEncoded => {
+                "this route transforms JSON request bodies and accepts them uncompressed only"
+                    .into()
+            }
+            Denial::ResponseBodyRefused { detail } => detail.as_str().into(),
         }
     }
 

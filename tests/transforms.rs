@@ -1,6 +1,7 @@
 //! Integration: header and JSON body transformations in both directions — each operation,
-//! framing (Content-Length, chunked), non-JSON and oversize passthrough, invalid JSON, HEAD /
-//! 204 / 304, compressed upstreams, HTTP/2 downstream, path and query rewriting.
+//! framing (Content-Length, chunked), non-JSON and oversize passthrough, HEAD / 204 / 304,
+//! compressed upstreams, HTTP/2 downstream, path and query rewriting. Bodies a transform cannot
+//! change (every framing, too large, unparsable) are in `transform_refusals.rs`.
 
 mod common;
 

@@ -92,9 +92,16 @@ pub struct ResponseTransformFile {
 pub struct JsonTransformFile {
     #[serde(default)]
     pub max_body: Option<ByteSize>,
-    /// What to do with a body larger than `max_body`: `passthrough` (default) or `reject` (502).
+    /// What to do with a body larger than `max_body`: `passthrough` or `reject` (413 for a
+    /// request, 502 for a response). Default: `reject` for a request whose transform removes or
+    /// masks fields, `passthrough` otherwise.
     #[serde(default)]
     pub oversize: Option<OversizeAction>,
+    /// What to do with a body that is not valid JSON: `reject` (400 for a request, 502 for a
+    /// response) or `pass` (unchanged). Default: `reject` for requests, and for responses whose
+    /// transform removes or masks fields; `pass` otherwise.
+    #[serde(default)]
+    pub on_invalid: Option<InvalidBodyAction>,
     #[serde(default)]
     pub remove: Vec<String>,
     #[serde(default)]
@@ -115,4 +122,14 @@ pub struct JsonTransformFile {
 pub enum OversizeAction {
     Passthrough,
     Reject,
+}
+
+/// What a JSON transform does with a body it cannot parse (`on_invalid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidBodyAction {
+    /// Refuse the body: it never reaches the other side unchanged.
+    Reject,
+    /// Forward the body unchanged.
+    Pass,
 }

@@ -115,7 +115,8 @@ impl ProxyHttp for Gateway {
                 Direction::Request,
                 chunk,
                 end_of_stream,
-            );
+            )
+            .map_err(|refusal| fail_with(ctx, body::refusal_denial(Direction::Request, refusal)))?;
         }
         Ok(())
     }
@@ -168,7 +169,15 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         let route = ctx.routed()?;
         forward::prepare_upstream_request(session, upstream_request, ctx, &route)?;
-        body::prepare_upstream_request(ctx, &route, upstream_request)
+        let client_has_body = !session.is_body_empty();
+        body::prepare_upstream_request(
+            session.req_header(),
+            client_has_body,
+            ctx,
+            &route,
+            upstream_request,
+        )
+        .map_err(|denial| fail_with(ctx, denial))
     }
 
     /// Called with the upstream's response head before it goes to the client: response headers
@@ -187,7 +196,10 @@ impl ProxyHttp for Gateway {
     }
 
     /// Called for each chunk of the response body on its way to the client; a body being
-    /// transformed is held back until its end. Returns no delay (no download throttling).
+    /// transformed is held back until its end. Returns no delay (no download throttling). A
+    /// refused body (unparsable or too large on a route that rejects it) is an error that ends
+    /// in `fail_to_proxy`: a 502 when the response head has not reached the client yet, else
+    /// the response ends unfinished; never a complete body carrying what the route removes.
     fn response_body_filter(
         &self,
         session: &mut Session,
@@ -196,13 +208,19 @@ impl ProxyHttp for Gateway {
         ctx: &mut Context,
     ) -> Result<Option<std::time::Duration>> {
         if ctx.response_body.is_some() {
-            body::transform_chunk(
+            let outcome = body::transform_chunk(
                 session.req_header(),
                 ctx,
                 Direction::Response,
                 chunk,
                 end_of_stream,
             );
+            if let Err(refusal) = outcome {
+                let denial = body::refusal_denial(Direction::Response, refusal);
+                let route = ctx.route.as_deref().map_or("", |r| r.name.as_str());
+                tracing::warn!(route, reason = denial.reason(), %refusal, "response body refused");
+                return Err(fail_with(ctx, denial));
+            }
         }
         Ok(None)
     }

@@ -1,8 +1,15 @@
 //! Buffering and transforming one JSON body: collects the chunks of one direction of one request
-//! up to `max_body`, parses once, applies the route's operations, serializes once. A body that
-//! grows past `max_body` is released as it is and the rest streams through untouched.
+//! up to `max_body`, parses once, applies the route's operations, serializes once.
+//!
+//! A body the transform cannot change is either released unchanged or refused, as the route
+//! says ([`JsonTransform::oversize_action`], [`JsonTransform::invalid_action`]): a body that grows
+//! past `max_body` streams on untouched or is refused; an unparsable one (see
+//! [`super::json::parse_document`]) passes as it is or is refused. A refused body sends nothing
+//! on: what was buffered is dropped.
 
+use super::json::parse_document;
 use super::{JsonTransform, TemplateContext};
+use crate::config::file::{InvalidBodyAction, OversizeAction};
 use bytes::{Bytes, BytesMut};
 use std::sync::OnceLock;
 
@@ -38,6 +45,15 @@ fn outcome_counter() -> &'static prometheus::IntCounterVec {
     })
 }
 
+/// Why a body was refused instead of being forwarded (nothing of it was sent on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyRefusal {
+    #[error("the body exceeds this route's max_body of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the body is not valid JSON and this route does not pass invalid bodies")]
+    InvalidJson,
+}
+
 /// Which way a body travels, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -67,7 +83,8 @@ pub fn count(direction: Direction, outcome: BodyOutcome) {
 }
 
 impl BodyBuffer {
-    /// Takes one chunk; returns what to send on now (nothing while buffering).
+    /// Takes one chunk; `chunk` is replaced by what to send on now (nothing while buffering).
+    /// An error means the body is refused: `chunk` is left empty and nothing more may be sent.
     pub fn push(
         &mut self,
         direction: Direction,
@@ -75,41 +92,54 @@ impl BodyBuffer {
         chunk: &mut Option<Bytes>,
         end_of_stream: bool,
         context: &TemplateContext<'_>,
-    ) {
+    ) -> Result<(), BodyRefusal> {
         if self.passthrough {
-            return;
+            return Ok(());
         }
         if let Some(bytes) = chunk.take() {
             self.buffer.extend_from_slice(&bytes);
         }
         if self.buffer.len() > transform.max_body {
-            // Too large to transform: release what was held and stream the rest untouched.
             count(direction, BodyOutcome::Oversize);
-            self.passthrough = true;
-            *chunk = Some(std::mem::take(&mut self.buffer).freeze());
-            return;
+            let held = std::mem::take(&mut self.buffer);
+            return match transform.oversize_action(direction) {
+                OversizeAction::Reject => Err(BodyRefusal::TooLarge {
+                    limit: transform.max_body,
+                }),
+                OversizeAction::Passthrough => {
+                    // Release what was held and stream the rest untouched.
+                    self.passthrough = true;
+                    *chunk = Some(held.freeze());
+                    Ok(())
+                }
+            };
         }
         if !end_of_stream {
-            return;
+            return Ok(());
         }
         let raw = std::mem::take(&mut self.buffer).freeze();
         if raw.is_empty() {
-            return;
+            return Ok(());
         }
-        match serde_json::from_slice::<serde_json::Value>(&raw) {
-            Ok(mut document) => {
-                transform.apply(&mut document, context);
-                match serde_json::to_vec(&document) {
-                    Ok(bytes) => {
-                        count(direction, BodyOutcome::Transformed);
-                        *chunk = Some(Bytes::from(bytes));
-                    }
-                    Err(_) => *chunk = Some(raw),
-                }
+        let transformed = parse_document(&raw).ok().and_then(|mut document| {
+            transform.apply(&mut document, context);
+            serde_json::to_vec(&document).ok()
+        });
+        match transformed {
+            Some(bytes) => {
+                count(direction, BodyOutcome::Transformed);
+                *chunk = Some(Bytes::from(bytes));
+                Ok(())
             }
-            Err(_) => {
+            None => {
                 count(direction, BodyOutcome::InvalidJson);
-                *chunk = Some(raw);
+                match transform.invalid_action(direction) {
+                    InvalidBodyAction::Reject => Err(BodyRefusal::InvalidJson),
+                    InvalidBodyAction::Pass => {
+                        *chunk = Some(raw);
+                        Ok(())
+                    }
+                }
             }
         }
     }

@@ -5,8 +5,9 @@
 //! Operations run in this order: remove, rename, set, mask. A body is parsed once and
 //! serialized once per request (see the proxy's body phases); pointers are never re-parsed.
 
+use super::body::Direction;
 use super::headers::{Template, TemplateContext};
-use crate::config::file::{JsonTransformFile, OversizeAction};
+use crate::config::file::{InvalidBodyAction, JsonTransformFile, OversizeAction};
 use crate::config::PathError;
 use crate::policy::{compile_rule, holds_for, Identity, Rule};
 use serde_json::Value;
@@ -93,7 +94,10 @@ pub enum SetValue {
 #[derive(Debug, Clone)]
 pub struct JsonTransform {
     pub max_body: usize,
-    pub oversize: OversizeAction,
+    /// As configured; [`JsonTransform::oversize_action`] resolves the default.
+    oversize: Option<OversizeAction>,
+    /// As configured; [`JsonTransform::invalid_action`] resolves the default.
+    on_invalid: Option<InvalidBodyAction>,
     remove: Vec<Pointer>,
     /// (parent steps, old key, new key)
     rename: Vec<(Vec<Step>, Step, String)>,
@@ -170,7 +174,8 @@ impl JsonTransform {
             .collect();
         JsonTransform {
             max_body: file.max_body.map_or(1 << 20, |s| s.0 as usize),
-            oversize: file.oversize.unwrap_or(OversizeAction::Passthrough),
+            oversize: file.oversize,
+            on_invalid: file.on_invalid,
             remove,
             rename,
             set,
@@ -196,6 +201,31 @@ impl JsonTransform {
                 .unless
                 .as_ref()
                 .is_some_and(|rule| holds_for(rule, identity))
+    }
+
+    /// Whether this transform exists to keep something from the other side (it removes or
+    /// masks fields): then a body it cannot change must not pass unchanged by default.
+    pub fn protects_fields(&self) -> bool {
+        !self.remove.is_empty() || !self.mask.is_empty()
+    }
+
+    /// What to do with a body larger than `max_body`: as configured, else `reject` for a
+    /// request whose transform protects fields, `passthrough` otherwise.
+    pub fn oversize_action(&self, direction: Direction) -> OversizeAction {
+        self.oversize.unwrap_or(match direction {
+            Direction::Request if self.protects_fields() => OversizeAction::Reject,
+            _ => OversizeAction::Passthrough,
+        })
+    }
+
+    /// What to do with a body that is not valid JSON: as configured, else `reject` for
+    /// requests and for responses whose transform protects fields, `pass` otherwise.
+    pub fn invalid_action(&self, direction: Direction) -> InvalidBodyAction {
+        self.on_invalid.unwrap_or(match direction {
+            Direction::Request => InvalidBodyAction::Reject,
+            Direction::Response if self.protects_fields() => InvalidBodyAction::Reject,
+            Direction::Response => InvalidBodyAction::Pass,
+        })
     }
 
     /// Applies every operation to a parsed document.
@@ -284,6 +314,9 @@ pub fn is_json_content_type(content_type: &[u8]) -> bool {
             && essence[..essence.len() - 5].starts_with(b"application/")
             && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json"))
 }
+
+mod parse;
+pub use parse::{parse_document, InvalidJson, MAX_DEPTH};
 
 #[cfg(test)]
 mod tests;

@@ -106,3 +106,46 @@ fn json_content_types() {
     assert!(!is_json_content_type(b"text/html"));
     assert!(!is_json_content_type(b"application/jsonp"));
 }
+
+#[test]
+fn unchangeable_bodies_are_refused_by_default_where_fields_are_protected() {
+    let protecting = transform("remove: [/secret]");
+    let renaming = transform("rename: { /a: /b }");
+    let lenient = transform("{ mask: { /card: 4 }, on_invalid: pass, oversize: passthrough }");
+    assert_eq!(
+        protecting.invalid_action(Direction::Request),
+        InvalidBodyAction::Reject
+    );
+    assert_eq!(
+        protecting.invalid_action(Direction::Response),
+        InvalidBodyAction::Reject
+    );
+    assert_eq!(
+        protecting.oversize_action(Direction::Request),
+        OversizeAction::Reject
+    );
+    assert_eq!(
+        protecting.oversize_action(Direction::Response),
+        OversizeAction::Passthrough
+    );
+    assert_eq!(
+        renaming.invalid_action(Direction::Request),
+        InvalidBodyAction::Reject
+    );
+    assert_eq!(
+        renaming.invalid_action(Direction::Response),
+        InvalidBodyAction::Pass
+    );
+    assert_eq!(
+        renaming.oversize_action(Direction::Request),
+        OversizeAction::Passthrough
+    );
+    assert_eq!(
+        lenient.invalid_action(Direction::Request),
+        InvalidBodyAction::Pass
+    );
+    assert_eq!(
+        lenient.oversize_action(Direction::Request),
+        OversizeAction::Passthrough
+    );
+}
