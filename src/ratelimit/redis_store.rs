@@ -395,18 +395,3 @@ impl Breaker {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redis_store_error_shows_the_client_error_as_is() {
-        let client_error = redis::Client::open("not a redis url").err().unwrap();
-        let expected = client_error.to_string();
-        assert_eq!(
-            RedisStoreError::InvalidUrl(client_error).to_string(),
-            expected
-        );
-    }
-}

@@ -247,3 +247,13 @@ async fn a_redis_down_at_start_neither_blocks_nor_stays_down() {
     let _server = RedisServer::start_on(port);
     until_connected(&limiter, "k").await;
 }
+
+#[test]
+fn redis_store_error_shows_the_client_error_as_is() {
+    let client_error = redis::Client::open("not a redis url").err().unwrap();
+    let expected = client_error.to_string();
+    assert_eq!(
+        redis_store::RedisStoreError::InvalidUrl(client_error).to_string(),
+        expected
+    );
+}
