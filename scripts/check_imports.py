@@ -39,12 +39,27 @@ def references(module, text):
     for root, rest, group in USE_GROUP.findall(text):
         for item in group.split(","):
             item = item.strip().split(" as ")[0].strip()
-            if item and item != "self" and re.match(r"[a-z_]", item):
+            if item and item != "self":
                 found.append(resolve(root, rest + "::" + item.split("::")[0]))
             elif item:
                 found.append(resolve(root, rest))
     for root, rest in PATH.findall(USE_GROUP.sub("", text)):
         found.append(resolve(root, rest))
+    return found
+
+
+REEXPORT = re.compile(r"pub use (?:self::)?([a-z_][a-z0-9_]*)::(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))\s*;", re.S)
+
+
+def reexports(module, text):
+    """`pub use child::{Name, …}` in `module`: (module + Name) -> module + child, so that an import
+    through a folder's re-export counts as an import of the file that defines the name."""
+    found = {}
+    for child, group, single in REEXPORT.findall(text):
+        for name in (group.split(",") if group else [single]):
+            name = name.strip().split(" as ")[-1].strip()
+            if name:
+                found[tuple(module) + (name,)] = tuple(module) + (child,)
     return found
 
 
@@ -77,20 +92,32 @@ def circles(graph):
 def main():
     modules = {tuple(module_of(f)): f for f in files()}
     known = set(modules)
+    renamed = {}
+    for module, relative in modules.items():
+        renamed.update(reexports(list(module), non_test_text(os.path.join(ROOT, relative))))
     top, folders = {}, {}
     for module, relative in modules.items():
         if not module:
             continue
         for target in references(list(module), non_test_text(os.path.join(ROOT, relative))):
-            # The longest known module that the referenced path starts with.
+            # A name re-exported by a folder stands for the file that defines it; otherwise the
+            # longest known module that the referenced path starts with.
+            for length in range(len(target), 1, -1):
+                if tuple(target[:length]) in renamed:
+                    target = list(renamed[tuple(target[:length])])
+                    break
             while target and tuple(target) not in known:
                 target = target[:-1]
             if not target:
                 continue
             if target[0] != module[0]:
                 top.setdefault(module[0], set()).add(target[0])
-            elif len(module) > 1 and len(target) > 1 and target[:-1] == module[:-1] and target != module:
-                folders.setdefault("/".join(module[:-1]), {}).setdefault(module[-1], set()).add(target[-1])
+            elif (len(module) > 1 and len(target) >= len(module)
+                  and list(target[:len(module) - 1]) == list(module[:-1])
+                  and target[len(module) - 1] != module[-1]):
+                # A sibling file, or a file inside a sibling folder: an edge between siblings.
+                sibling = target[len(module) - 1]
+                folders.setdefault("/".join(module[:-1]), {}).setdefault(module[-1], set()).add(sibling)
     problems = [("crate", c) for c in circles(top)]
     for folder, graph in folders.items():
         problems += [(folder, c) for c in circles(graph)]

@@ -8,6 +8,7 @@
 
 use super::policy_file::{AuthFile, RuleFile};
 pub use super::route_file::*;
+pub use super::units::StringOrList;
 use super::units::{ByteSize, ConfigDuration, RateSpec};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -109,23 +110,6 @@ pub struct ServerTlsFile {
 #[serde(deny_unknown_fields)]
 pub struct AdminFile {
     pub listen: String,
-}
-
-/// One string or a list of strings (`rate_limit: a` or `rate_limit: [a, b]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum StringOrList {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl StringOrList {
-    pub fn to_vec(&self) -> Vec<String> {
-        match self {
-            StringOrList::One(one) => vec![one.clone()],
-            StringOrList::Many(many) => many.clone(),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]

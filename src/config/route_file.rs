@@ -1,9 +1,9 @@
 //! The `routes` section of the configuration file: how a route matches, and what it changes on
 //! the way through (headers, path, query, JSON bodies). Plain serde structs, no behaviour.
 
-use super::file::StringOrList;
 use super::policy_file::{AuthFile, RuleFile};
 use super::units::ByteSize;
+use super::units::StringOrList;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

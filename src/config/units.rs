@@ -200,6 +200,23 @@ impl<'de> Deserialize<'de> for RateSpec {
     }
 }
 
+/// One string or a list of strings (`rate_limit: a` or `rate_limit: [a, b]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringOrList {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            StringOrList::One(one) => vec![one.clone()],
+            StringOrList::Many(many) => many.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 //! [`super::json::parse_document`]) passes as it is or is refused. A refused body sends nothing
 //! on: what was buffered is dropped.
 
-use super::json::parse_document;
+use super::json::{parse_document, Direction};
 use super::{JsonTransform, TemplateContext};
 use crate::config::file::{InvalidBodyAction, OversizeAction};
 use bytes::{Bytes, BytesMut};
@@ -52,22 +52,6 @@ pub enum BodyRefusal {
     TooLarge { limit: usize },
     #[error("the body is not valid JSON and this route does not pass invalid bodies")]
     InvalidJson,
-}
-
-/// Which way a body travels, for metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Request,
-    Response,
-}
-
-impl Direction {
-    fn as_str(self) -> &'static str {
-        match self {
-            Direction::Request => "request",
-            Direction::Response => "response",
-        }
-    }
 }
 
 /// Counts one body outcome in `portcullis_body_transforms_total`.

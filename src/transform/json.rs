@@ -5,12 +5,28 @@
 //! Operations run in this order: remove, rename, set, mask. A body is parsed once and
 //! serialized once per request (see the proxy's body phases); pointers are never re-parsed.
 
-use super::body::Direction;
 use super::headers::{Template, TemplateContext};
 use crate::config::file::{InvalidBodyAction, JsonTransformFile, OversizeAction};
 use crate::config::PathError;
 use crate::policy::{compile_rule, holds_for, Identity, Rule};
 use serde_json::Value;
+
+/// Which way a body travels: it decides the defaults of `oversize` and `on_invalid`, and labels
+/// metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Request,
+    Response,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Request => "request",
+            Direction::Response => "response",
+        }
+    }
+}
 
 /// One step of a compiled pointer.
 #[derive(Debug, Clone, PartialEq, Eq)]

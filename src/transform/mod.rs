@@ -6,7 +6,8 @@ pub mod body;
 pub mod headers;
 pub mod json;
 
-pub use body::{BodyBuffer, BodyOutcome, BodyRefusal, Direction};
+pub use body::{BodyBuffer, BodyOutcome, BodyRefusal};
+pub use json::Direction;
 
 pub use headers::{HeaderOps, Template, TemplateContext};
 pub use json::JsonTransform;
