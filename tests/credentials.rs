@@ -181,11 +181,7 @@ async fn malformed_credentials_are_refused_over_h2c() {
     let s = setup();
     let valid = s.idp.token("acme").mint().unwrap();
     let expired = s.idp.token("acme").expired().mint().unwrap();
-    let h2c = reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let h2c = common::h2c_client();
     for prefix in ["/maybe/", "/needs/"] {
         for case in cases(&valid) {
             let before = s.upstream.requests();

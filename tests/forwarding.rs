@@ -212,11 +212,7 @@ async fn http2_over_tls_and_h2c() {
     assert_eq!(body["headers"]["x-forwarded-proto"][0], "https");
     assert_eq!(body["headers"]["host"][0], format!("localhost:{tls_port}"));
 
-    let h2c = reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let h2c = common::h2c_client();
     let response = h2c.get(gateway.url("/_test/echo")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.version(), reqwest::Version::HTTP_2);

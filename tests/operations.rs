@@ -562,19 +562,7 @@ async fn a_reload_during_a_reload_is_refused_promptly_and_the_latest_file_wins()
     );
 
     // The slow reload is running: POST /reload is refused at once instead of queueing.
-    let started = std::time::Instant::now();
-    let response = client()
-        .post(gateway.admin_url("/reload"))
-        .send()
-        .await
-        .unwrap();
-    let elapsed = started.elapsed();
-    assert_eq!(response.status(), 409);
-    assert!(
-        elapsed < Duration::from_secs(2),
-        "answered after {elapsed:?}"
-    );
-    let body = response.text().await.unwrap();
+    let body = prompt_reload_answer(&gateway, 409).await;
     assert!(body.contains("a reload is in progress"), "{body}");
 
     // A SIGHUP burst during the reload: one more reload, of the file as it is then.
@@ -589,6 +577,23 @@ async fn a_reload_during_a_reload_is_refused_promptly_and_the_latest_file_wins()
     );
 }
 
+/// `POST /reload`, which must answer `status` within 2 s; returns the body.
+async fn prompt_reload_answer(gateway: &GatewayProcess, status: u16) -> String {
+    let started = std::time::Instant::now();
+    let response = client()
+        .post(gateway.admin_url("/reload"))
+        .send()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), status);
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "answered after {elapsed:?}"
+    );
+    response.text().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_that_would_burn_cpu_is_refused_at_once_and_the_next_reload_applies() {
     let idp = mocks::idp(&["acme"]);
@@ -600,19 +605,7 @@ async fn a_file_that_would_burn_cpu_is_refused_at_once_and_the_next_reload_appli
         "[".repeat(depth),
         "]".repeat(depth)
     ));
-    let started = std::time::Instant::now();
-    let response = client()
-        .post(gateway.admin_url("/reload"))
-        .send()
-        .await
-        .unwrap();
-    let elapsed = started.elapsed();
-    assert_eq!(response.status(), 422);
-    assert!(
-        elapsed < Duration::from_secs(2),
-        "answered after {elapsed:?}"
-    );
-    let body = response.text().await.unwrap();
+    let body = prompt_reload_answer(&gateway, 422).await;
     assert!(
         body.contains("portcullis.yaml:1:72: the configuration nests 65 levels"),
         "{body}"

@@ -37,11 +37,7 @@ routes:
 
 /// HTTP/1.1 and h2c (prior knowledge) clients.
 fn both_protocols() -> [(&'static str, reqwest::Client); 2] {
-    let h2c = reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let h2c = common::h2c_client();
     [("HTTP/1.1", client()), ("h2c", h2c)]
 }
 

@@ -195,11 +195,7 @@ async fn non_json_invalid_json_and_oversize_bodies_pass_unchanged() {
 async fn transformed_bodies_over_http2() {
     let upstream = mocks::upstream("api");
     let gateway = GatewayProcess::start(&config(upstream.addr()));
-    let h2c = reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let h2c = common::h2c_client();
     let response = h2c.get(gateway.url("/orders/9")).send().await.unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     let body: serde_json::Value = response.json().await.unwrap();

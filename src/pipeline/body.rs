@@ -69,7 +69,7 @@ pub fn prepare_upstream_request(
 
 /// The reply for a refused body: the client's own body (400/413), or the upstream's (502, sent
 /// when the response head has not reached the client yet; otherwise the response is cut off).
-pub fn refusal_denial(direction: Direction, refusal: BodyRefusal) -> Denial {
+fn refusal_denial(direction: Direction, refusal: BodyRefusal) -> Denial {
     match (direction, refusal) {
         (Direction::Request, BodyRefusal::TooLarge { limit }) => {
             Denial::RequestBodyTooLarge { limit }
@@ -115,7 +115,7 @@ pub fn transform_chunk(
     direction: Direction,
     chunk: &mut Option<Bytes>,
     end_of_stream: bool,
-) -> Result<(), BodyRefusal> {
+) -> Result<(), Denial> {
     let Some(route) = ctx.route.as_deref() else {
         return Ok(());
     };
@@ -131,7 +131,13 @@ pub fn transform_chunk(
         &ctx.request_id,
         ctx.identity.as_deref().map(crate::policy::Identity::claims),
     );
-    buffer.push(direction, transform, chunk, end_of_stream, &context)?;
+    if let Err(refusal) = buffer.push(direction, transform, chunk, end_of_stream, &context) {
+        if direction == Direction::Response {
+            // The upstream's fault, not the client's: worth an operator's attention.
+            tracing::warn!(route = route.name.as_str(), %refusal, "response body refused");
+        }
+        return Err(refusal_denial(direction, refusal));
+    }
     if direction == Direction::Request && chunk.is_none() && !end_of_stream {
         // Pingora reads a `None` request chunk as the end of the body and would finish the
         // upstream body early; an empty chunk means "nothing to send yet".

@@ -48,14 +48,11 @@ fn check_connection(request: &RequestHeader) -> Result<(), Denial> {
 
 fn check_content_length(request: &RequestHeader) -> Result<(), Denial> {
     let mut lengths = request.headers.get_all(http::header::CONTENT_LENGTH).iter();
-    let (Some(first), None) = (lengths.next(), lengths.next()) else {
-        // None (no length), or more than one header: only the first case is fine.
-        return match request.headers.contains_key(http::header::CONTENT_LENGTH) {
-            false => Ok(()),
-            true => Err(Denial::BadContentLength),
-        };
+    let digits = match (lengths.next(), lengths.next()) {
+        (None, _) => return Ok(()),
+        (Some(only), None) => only.as_bytes(),
+        (Some(_), Some(_)) => return Err(Denial::BadContentLength),
     };
-    let digits = first.as_bytes();
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return Err(Denial::BadContentLength);
     }

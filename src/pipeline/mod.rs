@@ -116,7 +116,7 @@ impl ProxyHttp for Gateway {
                 chunk,
                 end_of_stream,
             )
-            .map_err(|refusal| fail_with(ctx, body::refusal_denial(Direction::Request, refusal)))?;
+            .map_err(|denial| fail_with(ctx, denial))?;
         }
         Ok(())
     }
@@ -208,19 +208,14 @@ impl ProxyHttp for Gateway {
         ctx: &mut Context,
     ) -> Result<Option<std::time::Duration>> {
         if ctx.response_body.is_some() {
-            let outcome = body::transform_chunk(
+            body::transform_chunk(
                 session.req_header(),
                 ctx,
                 Direction::Response,
                 chunk,
                 end_of_stream,
-            );
-            if let Err(refusal) = outcome {
-                let denial = body::refusal_denial(Direction::Response, refusal);
-                let route = ctx.route.as_deref().map_or("", |r| r.name.as_str());
-                tracing::warn!(route, reason = denial.reason(), %refusal, "response body refused");
-                return Err(fail_with(ctx, denial));
-            }
+            )
+            .map_err(|denial| fail_with(ctx, denial))?;
         }
         Ok(None)
     }

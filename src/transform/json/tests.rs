@@ -112,40 +112,23 @@ fn unchangeable_bodies_are_refused_by_default_where_fields_are_protected() {
     let protecting = transform("remove: [/secret]");
     let renaming = transform("rename: { /a: /b }");
     let lenient = transform("{ mask: { /card: 4 }, on_invalid: pass, oversize: passthrough }");
-    assert_eq!(
-        protecting.invalid_action(Direction::Request),
-        InvalidBodyAction::Reject
-    );
-    assert_eq!(
-        protecting.invalid_action(Direction::Response),
-        InvalidBodyAction::Reject
-    );
-    assert_eq!(
-        protecting.oversize_action(Direction::Request),
-        OversizeAction::Reject
-    );
-    assert_eq!(
-        protecting.oversize_action(Direction::Response),
-        OversizeAction::Passthrough
-    );
-    assert_eq!(
-        renaming.invalid_action(Direction::Request),
-        InvalidBodyAction::Reject
-    );
-    assert_eq!(
-        renaming.invalid_action(Direction::Response),
-        InvalidBodyAction::Pass
-    );
-    assert_eq!(
-        renaming.oversize_action(Direction::Request),
-        OversizeAction::Passthrough
-    );
-    assert_eq!(
-        lenient.invalid_action(Direction::Request),
-        InvalidBodyAction::Pass
-    );
-    assert_eq!(
-        lenient.oversize_action(Direction::Request),
-        OversizeAction::Passthrough
-    );
+    use Direction::{Request, Response};
+    use InvalidBodyAction::{Pass, Reject};
+    use OversizeAction::{Passthrough, Reject as RejectOversize};
+    let expected = [
+        (&protecting, Request, Reject, RejectOversize),
+        (&protecting, Response, Reject, Passthrough),
+        (&renaming, Request, Reject, Passthrough),
+        (&renaming, Response, Pass, Passthrough),
+        (&lenient, Request, Pass, Passthrough),
+        (&lenient, Response, Pass, Passthrough),
+    ];
+    for (index, (transform, direction, invalid, oversize)) in expected.into_iter().enumerate() {
+        assert_eq!(transform.invalid_action(direction), invalid, "case {index}");
+        assert_eq!(
+            transform.oversize_action(direction),
+            oversize,
+            "case {index}"
+        );
+    }
 }
