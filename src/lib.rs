@@ -29,6 +29,7 @@
 pub mod access_log;
 pub mod compile;
 pub mod config;
+pub mod connection;
 pub mod dev;
 pub mod ip_text;
 pub mod lifecycle;

@@ -3,8 +3,8 @@
 //! Prometheus conventions: `_total` counters, `_seconds` histograms, base units.
 
 use prometheus::{
-    register_gauge_vec, register_histogram_vec, register_int_counter_vec, register_int_gauge_vec,
-    GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec,
+    register_gauge_vec, register_histogram_vec, register_int_counter_vec, register_int_gauge,
+    register_int_gauge_vec, GaugeVec, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
 };
 use std::sync::OnceLock;
 
@@ -18,6 +18,8 @@ pub struct Metrics {
     pub config_loaded: GaugeVec,
     pub upstream_healthy_targets: IntGaugeVec,
     pub access_log_dropped: IntCounterVec,
+    pub connections_open: IntGauge,
+    pub connections_closed: IntCounterVec,
     pub auth_decisions: IntCounterVec,
     pub jwks_fetches: IntCounterVec,
     pub jwks_keys: IntGaugeVec,
@@ -81,6 +83,17 @@ pub fn metrics() -> &'static Metrics {
             "portcullis_access_log_dropped_total",
             "Access log lines dropped because the writer fell behind",
             &[]
+        )
+        .expect("metric registers once"),
+        connections_open: register_int_gauge!(
+            "portcullis_client_connections_open",
+            "Client connections open now (counted against server.max_connections)"
+        )
+        .expect("metric registers once"),
+        connections_closed: register_int_counter_vec!(
+            "portcullis_client_connections_closed_total",
+            "Client connections the gateway closed: header_timeout, idle_timeout, max_connections",
+            &["reason"]
         )
         .expect("metric registers once"),
         auth_decisions: register_int_counter_vec!(

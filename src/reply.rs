@@ -33,6 +33,8 @@ pub enum Denial {
     BadContentLength,
     /// The client stopped sending its request (body) for longer than `server.read_timeout`.
     ClientTimeout,
+    /// The request body averaged less than `server.min_body_rate` bytes per second.
+    ClientTooSlow { min_rate: u64 },
     /// The request head is larger than `server.max_header_size`.
     HeadersTooLarge { limit: usize },
     /// No token, or a token that failed verification (401), or the IdP has no keys yet (503).
@@ -82,7 +84,7 @@ impl Denial {
             | Denial::InvalidHost { .. }
             | Denial::BadConnectionHeader { .. }
             | Denial::BadContentLength => 400,
-            Denial::ClientTimeout => 408,
+            Denial::ClientTimeout | Denial::ClientTooSlow { .. } => 408,
             Denial::HeadersTooLarge { .. } => 431,
             Denial::Unauthenticated { status, .. } => *status,
             Denial::Forbidden { .. } => 403,
@@ -107,6 +109,7 @@ impl Denial {
             Denial::BadConnectionHeader { .. } => "bad_connection_header",
             Denial::BadContentLength => "bad_content_length",
             Denial::ClientTimeout => "client_timeout",
+            Denial::ClientTooSlow { .. } => "client_too_slow",
             Denial::HeadersTooLarge { .. } => "headers_too_large",
             Denial::Unauthenticated { reason, .. } | Denial::Forbidden { reason, .. } => reason,
             Denial::RateLimited { .. } => "rate_limited",
@@ -152,6 +155,9 @@ impl Denial {
                 "`Content-Length` must be one decimal number of bytes".into()
             }
             Denial::ClientTimeout => "the request was not received within the read timeout".into(),
+            Denial::ClientTooSlow { min_rate } => {
+                format!("the request body arrived slower than {min_rate} bytes per second").into()
+            }
             Denial::HeadersTooLarge { limit } => {
                 format!("the request head exceeds {limit} bytes").into()
             }

@@ -230,6 +230,8 @@ fn sizes_timeouts_and_counts_outside_their_range_are_refused() {
   max_header_size: 0
   read_timeout: 0s
   keepalive_timeout: 100d
+  header_timeout: 0s
+  max_connections: 0
 access_log: { buffer_lines: 0 }
 upstreams:
   orders:
@@ -264,17 +266,19 @@ routes:
         ":4:20: server.max_header_size: `0B` is out of range: allowed 1KiB to 1MiB",
         ":5:17: server.read_timeout: `0s` is out of range: allowed 100ms to 1h",
         ":6:22: server.keepalive_timeout: `100d` is out of range: allowed 1s to 1h",
-        ":7:29: access_log.buffer_lines: `0` is out of range: allowed 1 to 1048576",
-        ":11:22: upstreams.orders.connect_timeout: `0s` is out of range: allowed 10ms to 1m",
-        ":12:19: upstreams.orders.read_timeout: `0s` is out of range: allowed 100ms to 1h",
-        ":13:19: upstreams.orders.max_failures: `0` is out of range: allowed 1 to 100",
-        ":14:31: upstreams.orders.health_check.interval: `0s` is out of range: allowed 100ms to 1h",
-        ":14:50: upstreams.orders.health_check.healthy_after: `0` is out of range: allowed 1 to 100",
-        ":20:22: identity_providers.realm.jwks.timeout: `0s` is out of range: allowed 100ms to 1m",
-        ":20:36: identity_providers.realm.jwks.max_size: `0B` is out of range: allowed 1KiB to 16MiB",
-        ":21:25: identity_providers.realm.token_cache.ttl: `100d` is out of range: allowed 0s to 1d",
-        ":25:11: rate_limits.closed.rate: `2000000000` is out of range: allowed 1 to 1000000000",
-        ":32:25: routes[0].response.json.max_body: `0B` is out of range: allowed 1B to 64MiB",
+        ":7:19: server.header_timeout: `0s` is out of range: allowed 100ms to 1h",
+        ":8:20: server.max_connections: `0` is out of range: allowed 1 to 1000000",
+        ":9:29: access_log.buffer_lines: `0` is out of range: allowed 1 to 1048576",
+        ":13:22: upstreams.orders.connect_timeout: `0s` is out of range: allowed 10ms to 1m",
+        ":14:19: upstreams.orders.read_timeout: `0s` is out of range: allowed 100ms to 1h",
+        ":15:19: upstreams.orders.max_failures: `0` is out of range: allowed 1 to 100",
+        ":16:31: upstreams.orders.health_check.interval: `0s` is out of range: allowed 100ms to 1h",
+        ":16:50: upstreams.orders.health_check.healthy_after: `0` is out of range: allowed 1 to 100",
+        ":22:22: identity_providers.realm.jwks.timeout: `0s` is out of range: allowed 100ms to 1m",
+        ":22:36: identity_providers.realm.jwks.max_size: `0B` is out of range: allowed 1KiB to 16MiB",
+        ":23:25: identity_providers.realm.token_cache.ttl: `100d` is out of range: allowed 0s to 1d",
+        ":27:11: rate_limits.closed.rate: `2000000000` is out of range: allowed 1 to 1000000000",
+        ":34:25: routes[0].response.json.max_body: `0B` is out of range: allowed 1B to 64MiB",
     ] {
         assert!(
             stderr.contains(&format!("{path}{expected}")),

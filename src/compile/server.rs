@@ -16,6 +16,10 @@ pub struct ServerSettings {
     pub work_stealing: bool,
     pub h2c: bool,
     pub keepalive_timeout: Duration,
+    pub header_timeout: Duration,
+    /// Bytes per second a request body must average after its grace period; 0 = no check.
+    pub min_body_rate: u64,
+    pub max_connections: usize,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub max_header_size: usize,
@@ -83,6 +87,21 @@ pub(super) fn compile_server(file: &ServerFile, errors: &mut Vec<PathError>) -> 
             secs(60),
             secs(1)..=secs(3600),
             "keepalive_timeout",
+            errors,
+        ),
+        header_timeout: timeout(
+            file.header_timeout,
+            secs(10),
+            millis(100)..=secs(3600),
+            "header_timeout",
+            errors,
+        ),
+        min_body_rate: file.min_body_rate.map_or(1024, |rate| rate.0),
+        max_connections: count_within(
+            file.max_connections,
+            10_000,
+            1..=1_000_000,
+            "server.max_connections",
             errors,
         ),
         read_timeout: timeout(

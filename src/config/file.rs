@@ -9,7 +9,7 @@
 use super::policy_file::{AuthFile, RuleFile};
 pub use super::route_file::*;
 pub use super::units::StringOrList;
-use super::units::{ByteSize, ConfigDuration, RateSpec};
+use super::units::{ByteRate, ByteSize, ConfigDuration, RateSpec};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -78,6 +78,18 @@ pub struct ServerFile {
     /// How long an idle client keep-alive connection stays open (default 60s).
     #[serde(default)]
     pub keepalive_timeout: Option<ConfigDuration>,
+    /// A request head must be complete this long after it started; the first one on a
+    /// connection counts from the accept (default 10s). Closes slowloris connections.
+    #[serde(default)]
+    pub header_timeout: Option<ConfigDuration>,
+    /// A request body must arrive at least this fast on average once it has had 5 s (default
+    /// `1KiB/s`; `0` switches it off); slower gets 408.
+    #[serde(default)]
+    pub min_body_rate: Option<ByteRate>,
+    /// Client connections open at once; more are closed as soon as they are accepted
+    /// (default 10000).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
     /// Longest wait for the next chunk of a client request (default 60s).
     #[serde(default)]
     pub read_timeout: Option<ConfigDuration>,

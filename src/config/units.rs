@@ -18,6 +18,10 @@ pub struct ConfigDuration(pub Duration);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ByteSize(pub u64);
 
+/// Bytes per second written as `<size>/s` (`1KiB/s`); `0` switches the check off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ByteRate(pub u64);
+
 /// A rate written as `<count>/<period>`: `s`, `min`, `hour`, `day`, `month` (30 days).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RateSpec {
@@ -51,6 +55,8 @@ pub enum SizeError {
     /// The number of bytes does not fit in 64 bits.
     #[error("invalid size `{text}`: out of range")]
     OutOfRange { text: String },
+    #[error("invalid byte rate `{text}`: expected a size per second, e.g. `1KiB/s`, or `0`")]
+    NotPerSecond { text: String },
 }
 
 /// Why a rate (`100/s`, `10000/day`) does not parse.
@@ -127,6 +133,18 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
         .ok_or_else(|| SizeError::OutOfRange { text: text.into() })
 }
 
+/// Parses a byte rate: a size per second (`1KiB/s`), or `0` for none.
+pub fn parse_byte_rate(text: &str) -> Result<u64, SizeError> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(0);
+    }
+    let Some(size) = text.strip_suffix("/s") else {
+        return Err(SizeError::NotPerSecond { text: text.into() });
+    };
+    parse_size(size).map_err(|_| SizeError::NotPerSecond { text: text.into() })
+}
+
 /// Parses `100/s`, `60/min`, `1000/hour`, `10000/day`, `1000000/month`.
 pub fn parse_rate(text: &str) -> Result<RateSpec, RateError> {
     let text = text.trim();
@@ -194,6 +212,16 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+impl<'de> Deserialize<'de> for ByteRate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextOrNumber(
+            "a byte rate such as `1KiB/s`",
+            parse_byte_rate,
+        ))
+        .map(ByteRate)
+    }
+}
+
 impl<'de> Deserialize<'de> for RateSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(TextOrNumber("a rate such as `100/s`", parse_rate))
@@ -253,6 +281,16 @@ mod tests {
         assert_eq!(parse_size("512").unwrap(), 512);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("99999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn byte_rates_are_sizes_per_second() {
+        assert_eq!(parse_byte_rate("1KiB/s").unwrap(), 1024);
+        assert_eq!(parse_byte_rate("240/s").unwrap(), 240);
+        assert_eq!(parse_byte_rate("0").unwrap(), 0);
+        let error = parse_byte_rate("1KiB").unwrap_err().to_string();
+        assert!(error.contains("`1KiB/s`"), "{error}");
+        assert!(parse_byte_rate("fast/s").is_err());
     }
 
     #[test]

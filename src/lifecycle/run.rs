@@ -9,6 +9,7 @@ use super::reload::LiveConfig;
 use super::signals::{Signals, Stopped};
 use crate::access_log::AccessLog;
 use crate::compile::CompiledConfig;
+use crate::connection::ConnectionGuard;
 use crate::pipeline::Gateway;
 use crate::snapshot::ActivationError;
 use pingora::apps::HttpServerOptions;
@@ -85,16 +86,20 @@ pub fn run(
     server.bootstrap();
 
     let mut reservations = Reservations::new();
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+    let mut proxy_app = pingora::proxy::http_proxy(
         &server.configuration,
         Gateway::new(Arc::clone(&live.snapshot), Arc::new(access_log)),
-        "portcullis",
     );
-    if let Some(app) = proxy.app_logic_mut() {
-        let mut server_options = HttpServerOptions::default();
-        server_options.h2c = settings.h2c;
-        app.server_options = Some(server_options);
-    }
+    let mut server_options = HttpServerOptions::default();
+    server_options.h2c = settings.h2c;
+    // HTTP/2 connections have no per-request phase; they close after this long without a stream.
+    server_options.h2_idle_timeout = Some(settings.keepalive_timeout);
+    proxy_app.server_options = Some(server_options);
+    warn_if_descriptors_are_short(settings.max_connections);
+    let mut proxy = Service::new(
+        "portcullis".to_owned(),
+        ConnectionGuard::new(proxy_app, Arc::clone(&live.snapshot)),
+    );
     listeners::add_proxy_listeners(&mut proxy, settings, &mut reservations, options.upgrade)?;
     server.add_service(proxy);
     if let Some(admin_address) = active.config.admin_listen {
@@ -125,4 +130,23 @@ pub fn run(
     drop(reservations);
     control.shutdown_background();
     Ok(how)
+}
+
+/// Each proxied connection can hold two descriptors (client and upstream): warns when the
+/// process may run out of them before `server.max_connections` is reached.
+fn warn_if_descriptors_are_short(max_connections: usize) {
+    if let Ok((soft, _hard)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    {
+        let needed = (max_connections as u64)
+            .saturating_mul(2)
+            .saturating_add(64);
+        if soft < needed {
+            tracing::warn!(
+                max_connections,
+                open_files_limit = soft,
+                "the open-files limit (ulimit -n) is below 2 x server.max_connections: raise LimitNOFILE or lower max_connections"
+            );
+        }
+    }
 }

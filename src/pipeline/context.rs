@@ -7,6 +7,7 @@
 
 use super::facts::RequestFacts;
 use crate::compile::Route;
+use crate::connection::body_pace::BodyPace;
 use crate::policy::Identity;
 use crate::reply::Denial;
 use crate::request_id::RequestId;
@@ -111,6 +112,8 @@ pub struct Context {
     pub request_body: Option<BodyBuffer>,
     /// Set while the response body is being transformed.
     pub response_body: Option<BodyBuffer>,
+    /// How fast the request body arrives, from its first chunk (HTTP/1 only).
+    pub body_pace: Option<BodyPace>,
     pub started: Instant,
 }
 
@@ -132,6 +135,7 @@ impl Context {
             upstream: UpstreamAttempt::default(),
             request_body: None,
             response_body: None,
+            body_pace: None,
             started: Instant::now(),
         }
     }

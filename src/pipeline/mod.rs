@@ -16,6 +16,7 @@
 
 pub mod authenticate;
 pub mod body;
+pub mod body_pace;
 pub mod context;
 pub mod facts;
 pub mod finish;
@@ -31,6 +32,7 @@ pub mod upstream_peer;
 pub use context::{requests_in_flight, Context};
 
 use crate::access_log::AccessLog;
+use crate::connection;
 use crate::reply::{self, Denial};
 use crate::request_id::{RequestId, REQUEST_ID_HEADER};
 use crate::snapshot::Snapshot;
@@ -79,9 +81,15 @@ impl ProxyHttp for Gateway {
     /// reads the request facts and runs the [`steps`]. `Ok(true)` means the gateway answered (a
     /// refusal was sent) and the request ends; `Ok(false)` means it goes on to the upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Context) -> Result<bool> {
+        if let Some(stream) = session.stream() {
+            connection::mark_head_read(stream);
+        }
         let snapshot = Arc::clone(&ctx.snapshot);
         let server = &snapshot.config.server;
-        session.set_keepalive(Some(server.keepalive_timeout.as_secs()));
+        // Only a connection the client keeps alive (HTTP/1.1, or 1.0 with `keep-alive`) gets one.
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(Some(server.keepalive_timeout.as_secs()));
+        }
         session.set_read_timeout(Some(server.read_timeout));
         session.set_write_timeout(Some(server.write_timeout));
         let request = session.req_header();
@@ -108,6 +116,10 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut Context,
     ) -> Result<()> {
+        if let Some(stream) = session.stream() {
+            body_pace::check(stream, chunk.as_ref(), ctx)
+                .map_err(|denial| fail_with(ctx, denial))?;
+        }
         if ctx.request_body.is_some() {
             body::transform_chunk(
                 session.req_header(),
@@ -223,6 +235,9 @@ impl ProxyHttp for Gateway {
     /// Called once per request after the response (or the failure): metrics and the access log.
     async fn logging(&self, session: &mut Session, _error: Option<&Error>, ctx: &mut Context) {
         finish::record(session, ctx, &self.access_log);
+        if let Some(stream) = session.stream() {
+            connection::mark_exchange_done(stream);
+        }
     }
 
     /// Called when proxying failed after `request_filter`: answers with the denial a hook kept,
