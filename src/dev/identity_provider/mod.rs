@@ -7,17 +7,35 @@
 //! keys, go down, serve garbage or junk JWKS entries, set `Cache-Control: max-age`, add latency,
 //! and read per-endpoint request counters.
 //!
+//! For browser sign-in it is also a Keycloak-like authorization server: users (alice, bob,
+//! mallory; the password is the username), a confidential client `portcullis-gateway` with secret
+//! `portcullis-dev-secret`, a login page, codes bound to PKCE S256, the token endpoint
+//! (authorization_code, refresh_token, password, client_credentials), RP-initiated logout and
+//! back-channel logout deliveries.
+//!
 //! ```no_run
 //! use portcullis::dev::identity_provider::{DevIdp, SigningAlg};
 //! let idp = DevIdp::start(&["acme"]).expect("idp");
 //! let token = idp.token("acme").realm_roles(&["reader"]).alg(SigningAlg::ES256).mint();
 //! ```
 
+mod accounts;
+mod backchannel;
+mod grants;
 mod keys;
+mod login;
+mod logout;
 mod mint;
 mod server;
 mod state;
+mod verify;
+mod web;
 
+pub use accounts::{
+    BackchannelDelivery, DevClient, DevUser, GATEWAY_CLIENT_ID, GATEWAY_CLIENT_SECRET,
+    SESSION_COOKIE,
+};
+pub use backchannel::BACKCHANNEL_LOGOUT_EVENT;
 pub use keys::{KeyError, SigningAlg, SigningKey};
 pub use mint::{MintError, TokenBuilder, DEFAULT_AUDIENCE, DEFAULT_CLIENT};
 pub use state::{Endpoint, Outage, Rotation};
@@ -199,6 +217,68 @@ impl DevIdp {
 
     pub fn discovery_requests(&self, realm: &str) -> u64 {
         self.requests(realm, Endpoint::Discovery)
+    }
+
+    /// Life of the access and ID tokens the token endpoint issues from now on (default 300 s).
+    pub fn set_access_token_lifetime(&self, lifetime: Duration) {
+        self.shared.knobs().access_token_lifetime = lifetime;
+    }
+
+    /// Adds or replaces a user of `realm`; `false` if the realm does not exist.
+    pub fn add_user(&self, realm: &str, user: DevUser) -> bool {
+        self.shared
+            .with_accounts(realm, |accounts| {
+                accounts.users.insert(user.username.clone(), user);
+            })
+            .is_some()
+    }
+
+    /// Adds or replaces a client of `realm` (e.g. with a back-channel logout URL).
+    pub fn add_client(&self, realm: &str, client: DevClient) -> bool {
+        self.shared
+            .with_accounts(realm, |accounts| {
+                accounts.clients.insert(client.id.clone(), client);
+            })
+            .is_some()
+    }
+
+    /// `(sid, username)` of the realm's live SSO sessions.
+    pub fn sessions(&self, realm: &str) -> Vec<(String, String)> {
+        self.shared
+            .with_accounts(realm, |accounts| accounts.sessions())
+            .unwrap_or_default()
+    }
+
+    /// Ends SSO session `sid` as Keycloak's admin "Sign out" does: its refresh tokens stop
+    /// working and every client of the session with a back-channel logout URL is told.
+    pub async fn end_session(&self, realm: &str, sid: &str) -> Vec<BackchannelDelivery> {
+        let ended = self
+            .shared
+            .with_accounts(realm, |accounts| accounts.end_session(sid, None))
+            .flatten();
+        match ended {
+            Some(ended) => backchannel::deliver(&self.shared, realm, sid, ended).await,
+            None => Vec::new(),
+        }
+    }
+
+    /// A logout token of `realm` for `client`, without `sid` and `sub` (add them).
+    pub fn logout_token(&self, realm: &str, client: &str) -> TokenBuilder {
+        backchannel::logout_token(self.shared.clone(), realm, client)
+    }
+
+    /// Back-channel logout deliveries made so far.
+    pub fn deliveries(&self, realm: &str) -> Vec<BackchannelDelivery> {
+        self.shared
+            .with_accounts(realm, |accounts| accounts.deliveries.clone())
+            .unwrap_or_default()
+    }
+
+    /// Token requests of `grant_type` received so far (`authorization_code`, `refresh_token`…).
+    pub fn grants(&self, realm: &str, grant_type: &str) -> u64 {
+        self.shared
+            .with_accounts(realm, |accounts| accounts.grants(grant_type))
+            .unwrap_or(0)
     }
 }
 

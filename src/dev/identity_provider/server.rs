@@ -1,11 +1,13 @@
 //! The HTTP/1.1 side of the development identity provider: a hyper server on its own thread and
 //! current-thread tokio runtime (so it serves sync tests, async tests and the demo alike, and
-//! outlives any caller's runtime), answering a Keycloak realm's discovery and JWKS endpoints
-//! under the fault-injection knobs of [`Shared`].
+//! outlives any caller's runtime), answering a Keycloak realm's discovery, JWKS, authorization,
+//! token and end-session endpoints under the fault-injection knobs of [`Shared`].
 
 use super::state::{Endpoint, Outage, Shared};
+use super::web::{error_page, oauth_error, read_body, HttpResponse};
+use super::{grants, login, logout};
 use bytes::Bytes;
-use http::{header, Request, Response, StatusCode};
+use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -112,6 +114,10 @@ async fn handle(
     let document = match endpoint {
         Endpoint::Discovery => Some(shared.discovery_document(realm)),
         Endpoint::Jwks => shared.jwks_document(realm, knobs.junk_entries),
+        Endpoint::Authorization | Endpoint::Token | Endpoint::EndSession => {
+            let realm = realm.to_owned();
+            return Ok(browser_endpoint(shared, realm, endpoint, request).await);
+        }
     };
     Ok(match document {
         Some(document) => json_response(
@@ -123,6 +129,39 @@ async fn handle(
     })
 }
 
+/// The endpoints a browser or a client's back end calls, with their methods and form bodies.
+async fn browser_endpoint(
+    shared: Arc<Shared>,
+    realm: String,
+    endpoint: Endpoint,
+    request: Request<Incoming>,
+) -> HttpResponse {
+    let (parts, body) = request.into_parts();
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    let body = match parts.method {
+        Method::GET => Bytes::new(),
+        Method::POST => match read_body(body).await {
+            Some(body) => body,
+            None => return error_page(StatusCode::BAD_REQUEST, "Invalid request body"),
+        },
+        _ => return error_page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
+    };
+    let is_post = parts.method == Method::POST;
+    match endpoint {
+        Endpoint::Authorization => {
+            let form = is_post.then_some(&body[..]);
+            login::authorize(&shared, &realm, &query, &parts.headers, form)
+        }
+        Endpoint::Token if is_post => grants::token(&shared, &realm, &parts.headers, &body),
+        Endpoint::Token => oauth_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            "HTTP method not allowed",
+        ),
+        _ => logout::end_session(shared, realm, query, parts.headers, body).await,
+    }
+}
+
 /// `/realms/{realm}/…` → the realm and the endpoint.
 fn route(path: &str) -> Option<(&str, Endpoint)> {
     let rest = path.strip_prefix("/realms/")?;
@@ -130,6 +169,9 @@ fn route(path: &str) -> Option<(&str, Endpoint)> {
     match endpoint {
         ".well-known/openid-configuration" => Some((realm, Endpoint::Discovery)),
         "protocol/openid-connect/certs" => Some((realm, Endpoint::Jwks)),
+        "protocol/openid-connect/auth" => Some((realm, Endpoint::Authorization)),
+        "protocol/openid-connect/token" => Some((realm, Endpoint::Token)),
+        "protocol/openid-connect/logout" => Some((realm, Endpoint::EndSession)),
         _ => None,
     }
 }

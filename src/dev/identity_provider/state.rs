@@ -1,7 +1,8 @@
 //! The mutable state of the development identity provider: its realms (published and retired
-//! signing keys, request counters) and the fault-injection knobs tests turn. Everything sits
-//! behind std locks and atomics so that sync and async callers alike can reach it.
+//! signing keys, request counters, accounts and sign-in state) and the knobs tests turn.
+//! Everything sits behind std locks and atomics so that sync and async callers alike can reach it.
 
+use super::accounts::Accounts;
 use super::keys::{EncryptionKey, KeyError, SigningAlg, SigningKey};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -16,6 +17,12 @@ pub enum Endpoint {
     Discovery,
     /// `/protocol/openid-connect/certs`
     Jwks,
+    /// `/protocol/openid-connect/auth` (the login page and its form posts)
+    Authorization,
+    /// `/protocol/openid-connect/token`
+    Token,
+    /// `/protocol/openid-connect/logout`
+    EndSession,
 }
 
 /// How the IdP is unreachable.
@@ -36,8 +43,8 @@ pub enum Rotation {
     RemoveOld,
 }
 
-/// Fault-injection settings that apply to every realm.
-#[derive(Debug, Clone, Default)]
+/// Fault-injection and token settings that apply to every realm.
+#[derive(Debug, Clone)]
 pub struct Knobs {
     pub outage: Option<Outage>,
     /// Serve a body that is not JSON.
@@ -48,6 +55,21 @@ pub struct Knobs {
     pub max_age: Option<u64>,
     /// Delay before each response.
     pub latency: Duration,
+    /// Life of the access and ID tokens the token endpoint issues.
+    pub access_token_lifetime: Duration,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            outage: None,
+            garbage: false,
+            junk_entries: false,
+            max_age: None,
+            latency: Duration::ZERO,
+            access_token_lifetime: Duration::from_secs(300),
+        }
+    }
 }
 
 /// One realm: its keys and counters.
@@ -62,6 +84,9 @@ pub struct Realm {
     pub refresh_secret: Vec<u8>,
     pub discovery_requests: AtomicU64,
     pub jwks_requests: AtomicU64,
+    pub authorization_requests: AtomicU64,
+    pub token_requests: AtomicU64,
+    pub end_session_requests: AtomicU64,
 }
 
 impl Realm {
@@ -84,6 +109,9 @@ impl Realm {
             refresh_secret: super::keys::random_id(48).into_bytes(),
             discovery_requests: AtomicU64::new(0),
             jwks_requests: AtomicU64::new(0),
+            authorization_requests: AtomicU64::new(0),
+            token_requests: AtomicU64::new(0),
+            end_session_requests: AtomicU64::new(0),
         })
     }
 
@@ -123,6 +151,9 @@ impl Realm {
         match endpoint {
             Endpoint::Discovery => &self.discovery_requests,
             Endpoint::Jwks => &self.jwks_requests,
+            Endpoint::Authorization => &self.authorization_requests,
+            Endpoint::Token => &self.token_requests,
+            Endpoint::EndSession => &self.end_session_requests,
         }
     }
 }
@@ -131,6 +162,8 @@ impl Realm {
 pub struct Shared {
     realms: RwLock<HashMap<String, Realm>>,
     knobs: Mutex<Knobs>,
+    /// Users, clients and sign-in state, per realm (same keys as `realms`).
+    accounts: Mutex<HashMap<String, Accounts>>,
     encryption_key: EncryptionKey,
     /// `http://127.0.0.1:PORT`
     pub base_url: String,
@@ -138,9 +171,14 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(base_url: String, realms: HashMap<String, Realm>) -> Result<Self, KeyError> {
+        let accounts = realms
+            .keys()
+            .map(|name| (name.clone(), Accounts::new()))
+            .collect();
         Ok(Shared {
             realms: RwLock::new(realms),
             knobs: Mutex::new(Knobs::default()),
+            accounts: Mutex::new(accounts),
             encryption_key: EncryptionKey::generate()?,
             base_url,
         })
@@ -157,6 +195,17 @@ impl Shared {
 
     pub fn knobs(&self) -> MutexGuard<'_, Knobs> {
         self.knobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The accounts of every realm. Never mint a token while holding this guard's data in use
+    /// across an `.await`; take what is needed and let it go.
+    pub fn accounts(&self) -> MutexGuard<'_, HashMap<String, Accounts>> {
+        self.accounts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the accounts of `realm`; `None` if the realm does not exist.
+    pub fn with_accounts<T>(&self, realm: &str, f: impl FnOnce(&mut Accounts) -> T) -> Option<T> {
+        self.accounts().get_mut(realm).map(f)
     }
 
     pub fn issuer(&self, realm: &str) -> String {
