@@ -41,6 +41,7 @@ pub mod ratelimit;
 pub mod reply;
 pub mod request_id;
 pub mod routing;
+pub mod sign_in;
 pub mod snapshot;
 pub mod transform;
 pub mod upstream;

@@ -25,6 +25,7 @@ pub struct Metrics {
     pub jwks_keys: IntGaugeVec,
     pub jwks_last_success: GaugeVec,
     pub token_cache: IntCounterVec,
+    pub sign_in_events: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -124,6 +125,12 @@ pub fn metrics() -> &'static Metrics {
             "portcullis_token_cache_lookups_total",
             "Verified-token cache lookups by result (hit, miss)",
             &["result"]
+        )
+        .expect("metric registers once"),
+        sign_in_events: register_int_counter_vec!(
+            "portcullis_sign_in_events_total",
+            "Browser sign-in events (start, callback, refresh, logout, backchannel_logout) by outcome",
+            &["event", "outcome"]
         )
         .expect("metric registers once"),
     })

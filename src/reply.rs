@@ -4,7 +4,9 @@
 //! from the upstream side becomes one in [`classify_proxy_error`]. [`send`] writes it as an
 //! `application/problem+json` body (RFC 9457) carrying the reason and the request id, with the
 //! headers the status needs (`Allow` for 405, `WWW-Authenticate` for 401/403, `Retry-After` for
-//! 429/503). No other module writes a response of the gateway's own.
+//! 429/503). The answers that are not refusals — the redirects of browser sign-in and the
+//! acknowledgement of a back-channel logout — are the other arms of [`Reply`]. No other module
+//! writes a response of the gateway's own.
 
 use crate::request_id::REQUEST_ID_HEADER;
 use crate::routing::{HostRejection, PathRejection};
@@ -73,6 +75,53 @@ pub enum Denial {
     /// An upstream body the route transforms could not be transformed (502 while the response
     /// head has not reached the client; once it has, the response is cut off instead).
     ResponseBodyRefused { detail: String },
+    /// A browser sign-in could not start or finish (bad or expired state, the provider refused,
+    /// the code exchange failed, a token from it was refused): 400, 502 or 503.
+    SignInFailed {
+        status: u16,
+        reason: &'static str,
+        detail: String,
+    },
+    /// A back-channel logout request whose logout token was refused (400).
+    InvalidLogoutToken { detail: String },
+}
+
+/// Every answer the gateway makes itself: a refusal, a redirect, or a bare acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Refusal(Denial),
+    /// `302 Found` to `location` with `Set-Cookie` values (sign-in, callback, logout).
+    Redirect {
+        location: String,
+        set_cookies: Vec<String>,
+    },
+    /// `200` with an empty body (a back-channel logout was done).
+    Done,
+}
+
+impl From<Denial> for Reply {
+    fn from(denial: Denial) -> Self {
+        Reply::Refusal(denial)
+    }
+}
+
+impl Reply {
+    pub fn status(&self) -> u16 {
+        match self {
+            Reply::Refusal(denial) => denial.status(),
+            Reply::Redirect { .. } => 302,
+            Reply::Done => 200,
+        }
+    }
+
+    /// The reason code for logs: the refusal's, or what the answer did.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Reply::Refusal(denial) => denial.reason(),
+            Reply::Redirect { .. } => "redirect",
+            Reply::Done => "done",
+        }
+    }
 }
 
 impl Denial {
@@ -96,6 +145,8 @@ impl Denial {
             Denial::RequestBodyInvalid => 400,
             Denial::RequestBodyEncoded => 415,
             Denial::ResponseBodyRefused { .. } => 502,
+            Denial::SignInFailed { status, .. } => *status,
+            Denial::InvalidLogoutToken { .. } => 400,
         }
     }
 
@@ -120,6 +171,8 @@ impl Denial {
             Denial::RequestBodyInvalid => "request_body_invalid",
             Denial::RequestBodyEncoded => "request_body_encoded",
             Denial::ResponseBodyRefused { .. } => "response_body_refused",
+            Denial::SignInFailed { reason, .. } => reason,
+            Denial::InvalidLogoutToken { .. } => "invalid_logout_token",
         }
     }
 
@@ -181,7 +234,9 @@ impl Denial {
                 "this route transforms JSON request bodies and accepts them uncompressed only"
                     .into()
             }
-            Denial::ResponseBodyRefused { detail } => detail.as_str().into(),
+            Denial::ResponseBodyRefused { detail }
+            | Denial::SignInFailed { detail, .. }
+            | Denial::InvalidLogoutToken { detail } => detail.as_str().into(),
         }
     }
 
@@ -225,7 +280,8 @@ impl Denial {
                 };
                 header.insert_header("www-authenticate", value)?;
             }
-            Denial::Unauthenticated { status: 503, .. } => {
+            Denial::Unauthenticated { status: 503, .. }
+            | Denial::SignInFailed { status: 503, .. } => {
                 header.insert_header("retry-after", "5")?;
             }
             Denial::Forbidden {
@@ -287,6 +343,36 @@ pub fn classify_proxy_error(error: &Error, upstream: &str) -> Option<Denial> {
             detail: format!("upstream `{upstream}` failed: {}", error.etype().as_str()),
         }),
     }
+}
+
+/// Writes `reply` to the client.
+pub async fn send_reply(session: &mut Session, reply: &Reply, request_id: &str) -> Result<()> {
+    let (status, location, set_cookies) = match reply {
+        Reply::Refusal(denial) => return send(session, denial, request_id).await,
+        Reply::Redirect {
+            location,
+            set_cookies,
+        } => (302, Some(location.as_str()), set_cookies.as_slice()),
+        Reply::Done => (200, None, &[][..]),
+    };
+    let mut header = ResponseHeader::build(status, Some(4 + set_cookies.len()))?;
+    if let Some(location) = location {
+        header.insert_header("location", location)?;
+    }
+    for cookie in set_cookies {
+        header.append_header("set-cookie", cookie.as_str())?;
+    }
+    header.insert_header("content-length", "0")?;
+    header.insert_header("cache-control", "no-store")?;
+    header.insert_header(REQUEST_ID_HEADER, request_id)?;
+    if request_has_unread_body(session) {
+        session.set_keepalive(None);
+    }
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(None, true).await?;
+    Ok(())
 }
 
 /// Writes `denial` to the client. The connection is kept alive unless the request still has an

@@ -10,6 +10,7 @@
 use crate::compile::CompiledConfig;
 use crate::oidc::Authenticator;
 use crate::ratelimit::RateLimiter;
+use crate::sign_in::service::SignIn;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ pub struct Snapshot {
     pub authenticator: Arc<Authenticator>,
     /// Every rate-limit policy of the configuration.
     pub rate_limiter: Arc<RateLimiter>,
+    /// Browser sign-in, when `browser_sign_in` is configured (the compiler refuses a route
+    /// with `auth.sign_in` without it).
+    pub sign_in: Option<Arc<SignIn>>,
 }
 
 /// Why a compiled configuration could not be activated.
@@ -64,10 +68,19 @@ impl Snapshot {
         for upstream in &config.upstreams {
             upstream.start(control).await;
         }
+        let sign_in = config.sign_in.clone().map(|settings| {
+            Arc::new(SignIn::new(
+                settings,
+                config.provider_clients.clone(),
+                config.provider_names.clone(),
+                previous.and_then(|p| p.sign_in.as_deref()),
+            ))
+        });
         Ok(Snapshot {
             config,
             authenticator: Arc::new(authenticator),
             rate_limiter,
+            sign_in,
         })
     }
 

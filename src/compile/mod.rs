@@ -40,6 +40,10 @@ pub struct CompiledConfig {
     pub provider_names: Vec<String>,
     pub provider_settings: Vec<crate::oidc::ProviderSettings>,
     pub token_sources: crate::oidc::TokenSources,
+    /// The gateway's client at each provider (provider order), for sign-in.
+    pub provider_clients: Vec<Option<crate::oidc::client::ClientCredentials>>,
+    /// `browser_sign_in`, when configured.
+    pub sign_in: Option<Arc<crate::sign_in::settings::SignInSettings>>,
     pub rate_limits: Vec<RateLimitPolicy>,
     pub redis: Option<crate::ratelimit::RedisSettings>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -113,6 +117,24 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
         })
         .collect();
     let token_sources = crate::oidc::compile_token_sources(&file.tokens, &mut errors);
+    let provider_clients: Vec<_> = file
+        .identity_providers
+        .iter()
+        .map(|(name, provider)| {
+            provider.client.as_ref().and_then(|client| {
+                crate::oidc::client::compile_client(
+                    client,
+                    &format!("identity_providers.{name}.client"),
+                    &mut errors,
+                )
+            })
+        })
+        .collect();
+    let sign_in = file
+        .browser_sign_in
+        .as_ref()
+        .and_then(|section| crate::sign_in::settings::compile_sign_in(section, &mut errors))
+        .map(Arc::new);
     let rate_limits = crate::ratelimit::compile_rate_limits(&file.rate_limits, &mut errors);
     let redis = file
         .redis
@@ -133,6 +155,13 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
         &rate_limits,
         &mut errors,
     );
+    check_sign_in_routes(
+        &file,
+        &routes,
+        &provider_settings,
+        &provider_clients,
+        &mut errors,
+    );
     if errors.is_empty() {
         Ok(CompiledConfig {
             server,
@@ -143,6 +172,8 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
             provider_names,
             provider_settings,
             token_sources,
+            provider_clients,
+            sign_in,
             rate_limits,
             redis,
             trusted_proxies,
@@ -152,6 +183,49 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
         })
     } else {
         Err(errors)
+    }
+}
+
+/// A route with `auth.sign_in` needs the `browser_sign_in` section, and its provider needs a
+/// `client` and `discovery` (where the authorization and token endpoints come from).
+fn check_sign_in_routes(
+    file: &FileConfig,
+    routes: &[Arc<Route>],
+    providers: &[crate::oidc::ProviderSettings],
+    clients: &[Option<crate::oidc::client::ClientCredentials>],
+    errors: &mut Vec<PathError>,
+) {
+    let names: Vec<&String> = file.identity_providers.keys().collect();
+    for route in routes {
+        let RouteAuth::Verify {
+            sign_in: Some(provider),
+            ..
+        } = route.auth
+        else {
+            continue;
+        };
+        let index = file
+            .routes
+            .iter()
+            .position(|r| r.name == route.name)
+            .unwrap_or(0);
+        let path = format!("routes[{index}].auth.sign_in");
+        let name = names.get(provider).map_or("", |n| n.as_str());
+        if file.browser_sign_in.is_none() {
+            errors.push(PathError::new(
+                &path,
+                "needs the `browser_sign_in` section (callback path, session keys)",
+            ));
+        }
+        if clients.get(provider).is_some_and(Option::is_none) {
+            errors.push(PathError::new(&path, format!("identity provider `{name}` needs a `client` block (the gateway's client id and secret at the provider)")));
+        }
+        if providers
+            .get(provider)
+            .is_some_and(|p| !matches!(p.source, crate::oidc::settings::KeySource::Discovery(_)))
+        {
+            errors.push(PathError::new(&path, format!("identity provider `{name}` needs `discovery`: sign-in uses its authorization and token endpoints")));
+        }
     }
 }
 

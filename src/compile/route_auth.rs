@@ -19,6 +19,10 @@ pub enum RouteAuth {
         require: Option<Rule>,
         /// Extra rules for some methods, checked after `require`.
         per_method: Vec<(String, Rule)>,
+        /// `sign_in`: browsers without a session go to this provider's login page.
+        sign_in: Option<usize>,
+        /// Send a session's access token upstream as `Authorization: Bearer`.
+        pass_access_token: bool,
     },
 }
 
@@ -46,6 +50,8 @@ pub(super) fn compile_auth(
                 token_required: false,
                 require: None,
                 per_method: Vec::new(),
+                sign_in: None,
+                pass_access_token: false,
             }
         }
         AuthFile::Policy(policy) => {
@@ -88,11 +94,32 @@ pub(super) fn compile_auth(
                     )
                 })
                 .collect();
+            let sign_in = policy.sign_in.as_ref().and_then(|name| {
+                let index = providers
+                    .iter()
+                    .copied()
+                    .find(|i| provider_names.get(*i) == Some(name));
+                if index.is_none() {
+                    errors.push(PathError::new(
+                        format!("{path}.sign_in"),
+                        format!("`{name}` must be one of this route's `providers`"),
+                    ));
+                }
+                index
+            });
+            if policy.pass_access_token && sign_in.is_none() {
+                errors.push(PathError::new(
+                    format!("{path}.pass_access_token"),
+                    "only a route with `sign_in` has a session's access token to pass",
+                ));
+            }
             RouteAuth::Verify {
                 providers,
                 token_required: !policy.optional,
                 require,
                 per_method,
+                sign_in,
+                pass_access_token: policy.pass_access_token,
             }
         }
     }

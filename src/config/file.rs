@@ -8,6 +8,7 @@
 
 use super::policy_file::{AuthFile, RuleFile};
 pub use super::route_file::*;
+pub use super::sign_in_file::*;
 pub use super::units::StringOrList;
 use super::units::{ByteRate, ByteSize, ConfigDuration, RateSpec};
 use serde::Deserialize;
@@ -39,6 +40,9 @@ pub struct FileConfig {
     pub defaults: DefaultsFile,
     #[serde(default)]
     pub access_log: Option<AccessLogFile>,
+    /// Browser sign-in (OIDC authorization code flow) for routes with `auth.sign_in`.
+    #[serde(default)]
+    pub browser_sign_in: Option<BrowserSignInFile>,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
 }
@@ -167,6 +171,9 @@ pub struct ProviderFile {
     /// Accept a self-signed or private CA for the IdP's HTTPS (PEM file).
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// The gateway as a confidential client of this provider (browser sign-in).
+    #[serde(default)]
+    pub client: Option<ProviderClientFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]

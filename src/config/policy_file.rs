@@ -33,6 +33,13 @@ pub struct AuthPolicyFile {
     /// Allow requests without a token (a present token must still be valid).
     #[serde(default)]
     pub optional: bool,
+    /// A browser without a session is sent to this provider's login page (and back); API
+    /// clients still get 401, and a bearer token works too.
+    #[serde(default)]
+    pub sign_in: Option<String>,
+    /// Send the session's access token upstream as `Authorization: Bearer` (default false).
+    #[serde(default)]
+    pub pass_access_token: bool,
 }
 
 impl<'de> Deserialize<'de> for AuthFile {

@@ -3,10 +3,11 @@
 //! verified claims or an [`AuthFailure`].
 
 use super::failure::{AuthFailure, AuthReason};
+use super::keys::KeySet;
 use super::provider::{unix_now, Provider};
 use super::settings::ProviderSettings;
 use super::sources::TokenSources;
-use super::verify::{check_claims, issuer_hint, split, verify_signature};
+use super::verify::{check_claims, issuer_hint, split, verify_signature, TokenParts};
 use super::SetupError;
 use crate::metrics::metrics;
 use crate::policy::Identity;
@@ -89,19 +90,30 @@ impl Authenticator {
             }
             None => return Ok(None),
         };
+        self.authenticate_token(token, allowed).await.map(Some)
+    }
+
+    /// Verifies `token` for a route accepting `allowed` providers: the verified-token cache
+    /// first, then the signature and claims. A browser session's access token takes this path
+    /// too, so sessions and bearer tokens meet the same checks.
+    pub async fn authenticate_token(
+        &self,
+        token: &str,
+        allowed: &[usize],
+    ) -> Result<Verified, AuthFailure> {
         let now = unix_now();
         for &index in allowed {
             let cache = &self.providers[index].cache;
             if let Some(identity) = cache.get(cache.hash(token), token, now) {
                 metrics().token_cache.with_label_values(&["hit"]).inc();
-                return Ok(Some(Verified {
+                return Ok(Verified {
                     provider: index,
                     identity,
-                }));
+                });
             }
         }
         metrics().token_cache.with_label_values(&["miss"]).inc();
-        self.verify(token, allowed, now).await.map(Some)
+        self.verify(token, allowed, now).await
     }
 
     async fn verify(
@@ -146,14 +158,7 @@ impl Authenticator {
         let Some(keys) = provider.keys() else {
             return Err(unavailable(name));
         };
-        let algorithms = &provider.settings.algorithms;
-        let mut result = verify_signature(&parts, &keys, algorithms);
-        if let (Err(failure), Some(kid)) = (&result, &parts.header.kid) {
-            if failure.reason == AuthReason::UnknownKid && provider.refetch_for_kid(kid).await {
-                let keys = provider.keys().unwrap_or(keys);
-                result = verify_signature(&parts, &keys, algorithms);
-            }
-        }
+        let result = verify_signature_refetching(provider, &parts, keys).await;
         if let Err(failure) = result {
             if failure.reason == AuthReason::BadSignature {
                 provider.cache.remember_rejected(hash, now);
@@ -217,4 +222,22 @@ fn unavailable(name: &str) -> AuthFailure {
         format!("identity provider `{name}` has no keys yet (its discovery or JWKS endpoint is unreachable); retry shortly"),
     )
     .with_provider(name)
+}
+
+/// Verifies the signature with `keys`; a `kid` the set does not know triggers one (rate-limited)
+/// JWKS refetch and a second try, so that a key rotated in at the provider works at once.
+pub async fn verify_signature_refetching(
+    provider: &Arc<Provider>,
+    parts: &TokenParts<'_>,
+    keys: Arc<KeySet>,
+) -> Result<(), AuthFailure> {
+    let algorithms = &provider.settings.algorithms;
+    let result = verify_signature(parts, &keys, algorithms);
+    if let (Err(failure), Some(kid)) = (&result, &parts.header.kid) {
+        if failure.reason == AuthReason::UnknownKid && provider.refetch_for_kid(kid).await {
+            let keys = provider.keys().unwrap_or(keys);
+            return verify_signature(parts, &keys, algorithms);
+        }
+    }
+    result
 }

@@ -70,39 +70,83 @@ impl Fetcher {
 
     /// GETs `url`, expecting 200 and at most `max_size` bytes.
     pub async fn get(&self, url: &str) -> Result<Fetched, FetchError> {
-        let transport = |error| FetchError::Transport {
-            url: url.to_owned(),
-            error,
-        };
-        let too_large = || FetchError::TooLarge {
-            url: url.to_owned(),
-            max_size: self.max_size,
-        };
         let request = self.client.get(url).header("accept", "application/json");
-        let mut response = tokio::time::timeout(self.timeout, request.send())
-            .await
-            .map_err(|_| FetchError::NoAnswer {
-                url: url.to_owned(),
-                timeout: self.timeout,
-            })?
-            .map_err(transport)?;
+        let response = self.send(url, request).await?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(FetchError::Status {
                 url: url.to_owned(),
                 status: response.status(),
             });
         }
+        let max_age = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_max_age);
+        let body = self.read_body(url, response).await?;
+        Ok(Fetched { body, max_age })
+    }
+
+    /// POSTs an `application/x-www-form-urlencoded` form (a token endpoint call) with an
+    /// optional `Authorization` value; any status comes back with its body (at most `max_size`
+    /// bytes), since OAuth errors arrive as 400 with a JSON body.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&'static str, String)],
+        authorization: Option<&str>,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), FetchError> {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter().map(|(name, value)| (*name, value.as_str())))
+            .finish();
+        let mut request = self
+            .client
+            .post(url)
+            .header("accept", "application/json")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = self.send(url, request).await?;
+        let status = response.status();
+        Ok((status, self.read_body(url, response).await?))
+    }
+
+    /// Sends `request` and waits for the response head within the timeout.
+    async fn send(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, FetchError> {
+        tokio::time::timeout(self.timeout, request.send())
+            .await
+            .map_err(|_| FetchError::NoAnswer {
+                url: url.to_owned(),
+                timeout: self.timeout,
+            })?
+            .map_err(|error| FetchError::Transport {
+                url: url.to_owned(),
+                error,
+            })
+    }
+
+    /// Reads a response body within the timeout and the size limit.
+    async fn read_body(
+        &self,
+        url: &str,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>, FetchError> {
+        let too_large = || FetchError::TooLarge {
+            url: url.to_owned(),
+            max_size: self.max_size,
+        };
         if response
             .content_length()
             .is_some_and(|len| len as usize > self.max_size)
         {
             return Err(too_large());
         }
-        let max_age = response
-            .headers()
-            .get(reqwest::header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_max_age);
         let mut body = Vec::new();
         loop {
             let chunk = tokio::time::timeout(self.timeout, response.chunk())
@@ -111,14 +155,17 @@ impl Fetcher {
                     url: url.to_owned(),
                     timeout: self.timeout,
                 })?
-                .map_err(transport)?;
+                .map_err(|error| FetchError::Transport {
+                    url: url.to_owned(),
+                    error,
+                })?;
             let Some(chunk) = chunk else { break };
             if body.len() + chunk.len() > self.max_size {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Fetched { body, max_age })
+        Ok(body)
     }
 }
 

@@ -4,8 +4,10 @@
 //! |---|---|
 //! | [`sources`] | where a token comes from (Authorization, header, query, cookie); size limit |
 //! | [`credential`] | the syntax a present credential must have (Bearer, RFC 6750 b64token) |
+//! | [`client`] | the gateway's own client at a provider (id, secret) |
 //! | [`settings`] | `identity_providers.<name>` compiled offline |
 //! | [`keys`] | immutable key sets from JWKS or PEM (`enc` and unusable entries skipped) |
+//! | [`endpoints`] | authorization, token, end-session and introspection endpoints from discovery |
 //! | [`fetch`] | discovery and JWKS over HTTP with timeouts and size limits |
 //! | [`provider`] | a running provider: keys behind an ArcSwap, refresh, single-flight refetch |
 //! | [`verify`] | pure signature and claim checks with a clock parameter |
@@ -15,7 +17,9 @@
 
 pub mod authenticator;
 pub mod cache;
+pub mod client;
 pub mod credential;
+pub mod endpoints;
 pub mod failure;
 pub mod fetch;
 pub mod keys;

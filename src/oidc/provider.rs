@@ -8,6 +8,7 @@
 //! `min_refetch_interval` — a flood of random kids costs the IdP one request per interval.
 
 use super::cache::TokenCache;
+use super::endpoints::ProviderEndpoints;
 use super::fetch::{is_loopback, FetchError, Fetcher};
 use super::keys::{KeySet, KeySetError};
 use super::settings::{KeySource, ProviderSettings};
@@ -27,6 +28,8 @@ pub struct Provider {
     /// Claim rules with the effective issuer (known after discovery).
     rules: ArcSwapOption<ClaimRules>,
     jwks_uri: ArcSwapOption<String>,
+    /// Sign-in, token and logout endpoints from discovery (absent without discovery).
+    endpoints: ArcSwapOption<ProviderEndpoints>,
     fetcher: Fetcher,
     /// Held while a fetch runs (single flight); holds when the last on-demand fetch (unknown
     /// kid, no keys) started, which `min_refetch_interval` spaces out. Scheduled refreshes do
@@ -90,6 +93,7 @@ impl Provider {
             keys: ArcSwapOption::empty(),
             rules: ArcSwapOption::empty(),
             jwks_uri: ArcSwapOption::empty(),
+            endpoints: ArcSwapOption::empty(),
             fetcher,
             refetch: tokio::sync::Mutex::new(None),
             last_success_unix: AtomicU64::new(0),
@@ -132,6 +136,16 @@ impl Provider {
     /// The claim rules, once the issuer is known.
     pub fn rules(&self) -> Option<Arc<ClaimRules>> {
         self.rules.load_full()
+    }
+
+    /// The endpoints from discovery, once it was fetched.
+    pub fn endpoints(&self) -> Option<Arc<ProviderEndpoints>> {
+        self.endpoints.load_full()
+    }
+
+    /// The HTTP client of this provider (timeouts, CA), for calls to its endpoints.
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
     }
 
     pub fn keys(&self) -> Option<Arc<KeySet>> {
@@ -202,6 +216,10 @@ impl Provider {
             }
             self.set_issuer(issuer);
             self.jwks_uri.store(Some(Arc::new(jwks_uri.to_owned())));
+            self.endpoints
+                .store(Some(Arc::new(ProviderEndpoints::from_discovery(
+                    &discovery,
+                ))));
         }
         let Some(uri) = self.jwks_uri.load_full() else {
             return Ok(None);

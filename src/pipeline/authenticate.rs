@@ -1,67 +1,98 @@
 //! Step 3, authentication and authorization: verifies the token the route asks for, evaluates
 //! the route's rule (and the rule of the request method), and turns the outcome into verified
 //! claims on the request context or a [`Denial`]. 401 is for authentication failures only; an
-//! authenticated caller who fails the rule gets 403.
+//! authenticated caller who fails the rule gets 403. On a route with `auth.sign_in`, a request
+//! without a bearer token is authenticated by its session cookie ([`browser_session`]); both
+//! then meet the same rules.
 
+use super::browser_session;
 use super::context::{AuthDecision, Context};
 use crate::compile::{CompiledConfig, Route, RouteAuth};
 use crate::config::file::ErrorDetail;
 use crate::metrics::metrics;
 use crate::oidc::AuthReason;
 use crate::policy::evaluate;
-use crate::reply::Denial;
+use crate::reply::{Denial, Reply};
 use crate::snapshot::Snapshot;
 use pingora::http::RequestHeader;
 
-/// `Err` when the request is refused (401, 403, or 503 while a provider has no keys).
+/// `Err` when the request is refused (401, 403, or 503 while a provider has no keys) or sent to
+/// sign in (a redirect).
 pub async fn check(
     request: &RequestHeader,
     ctx: &mut Context,
     snapshot: &Snapshot,
     route: &Route,
-) -> Result<(), Denial> {
+) -> Result<(), Reply> {
     let config = &snapshot.config;
     let RouteAuth::Verify {
         providers,
         token_required,
         require,
         per_method,
+        sign_in,
+        ..
     } = &route.auth
     else {
         return Ok(());
     };
     let minimal = config.error_detail == ErrorDetail::Minimal;
-    let verified = match snapshot
-        .authenticator
-        .authenticate(request, providers, *token_required)
-        .await
-    {
-        Ok(Some(verified)) => verified,
-        Ok(None) => {
-            ctx.auth = AuthDecision::Anonymous;
-            return Ok(());
-        }
-        Err(failure) => {
-            let provider = failure.provider.as_deref().unwrap_or("");
-            metrics()
-                .auth_decisions
-                .with_label_values(&[provider, "denied", failure.reason.as_str()])
-                .inc();
-            ctx.auth = AuthDecision::Denied;
-            let status = if failure.is_unavailable() { 503 } else { 401 };
-            let description = if minimal && status == 401 {
-                "the access token is missing or invalid".to_owned()
-            } else {
-                failure.description
+    let without_credential = matches!(snapshot.authenticator.sources.extract(request), Ok(None));
+    let verified = match sign_in {
+        Some(provider) if without_credential => {
+            let missing = || Denial::Unauthenticated {
+                status: 401,
+                reason: crate::oidc::AuthReason::MissingToken.as_str(),
+                description:
+                    "this route needs a session (sign in with a browser) or a bearer token".into(),
+                realm: realm_of(config, providers, None),
+                token_presented: false,
             };
-            return Err(Denial::Unauthenticated {
-                status,
-                reason: failure.reason.as_str(),
-                description,
-                realm: realm_of(config, providers, failure.provider.as_deref()),
-                token_presented: failure.reason != AuthReason::MissingToken,
-            });
+            match browser_session::authenticate(
+                request, ctx, snapshot, providers, *provider, missing,
+            )
+            .await
+            {
+                Ok(verified) => verified,
+                Err(reply) => {
+                    ctx.auth = AuthDecision::Denied;
+                    return Err(reply);
+                }
+            }
         }
+        _ => match snapshot
+            .authenticator
+            .authenticate(request, providers, *token_required)
+            .await
+        {
+            Ok(Some(verified)) => verified,
+            Ok(None) => {
+                ctx.auth = AuthDecision::Anonymous;
+                return Ok(());
+            }
+            Err(failure) => {
+                let provider = failure.provider.as_deref().unwrap_or("");
+                metrics()
+                    .auth_decisions
+                    .with_label_values(&[provider, "denied", failure.reason.as_str()])
+                    .inc();
+                ctx.auth = AuthDecision::Denied;
+                let status = if failure.is_unavailable() { 503 } else { 401 };
+                let description = if minimal && status == 401 {
+                    "the access token is missing or invalid".to_owned()
+                } else {
+                    failure.description
+                };
+                return Err(Denial::Unauthenticated {
+                    status,
+                    reason: failure.reason.as_str(),
+                    description,
+                    realm: realm_of(config, providers, failure.provider.as_deref()),
+                    token_presented: failure.reason != AuthReason::MissingToken,
+                }
+                .into());
+            }
+        },
     };
     let provider_name = config.provider_names[verified.provider].as_str();
     let method = request.method.as_str();
@@ -88,7 +119,8 @@ pub async fn check(
                 description,
                 missing_scope: unmet.missing_scope,
                 realm: realm_of(config, providers, Some(provider_name)),
-            });
+            }
+            .into());
         }
     }
     metrics()

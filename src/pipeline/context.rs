@@ -112,6 +112,10 @@ pub struct Context {
     pub request_body: Option<BodyBuffer>,
     /// Set while the response body is being transformed.
     pub response_body: Option<BodyBuffer>,
+    /// `Set-Cookie` values for the response (a browser session that was refreshed or touched).
+    pub response_cookies: Vec<String>,
+    /// The access token of the request's browser session (for `pass_access_token`).
+    pub session_access_token: Option<String>,
     /// How fast the request body arrives, from its first chunk (HTTP/1 only).
     pub body_pace: Option<BodyPace>,
     pub started: Instant,
@@ -135,6 +139,8 @@ impl Context {
             upstream: UpstreamAttempt::default(),
             request_body: None,
             response_body: None,
+            response_cookies: Vec::new(),
+            session_access_token: None,
             body_pace: None,
             started: Instant::now(),
         }

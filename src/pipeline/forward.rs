@@ -1,16 +1,18 @@
 //! What the gateway changes on the way through. To the upstream (`upstream_request_filter`):
 //! client headers it does not pass on ([`strip`]), the normalized path, the target ([`rewrite`]), `X-Forwarded-*`, `Host`, the request id, the
-//! claims header and the route's request header operations. Back to the client
-//! (`response_filter`): the request id, the `RateLimit` headers of an admitted request,
-//! hop-by-hop headers out, and the route's response header operations.
+//! claims header, the session (gateway cookies out, access token in when asked) and the route's
+//! request header operations. Back to the client (`response_filter`): the request id, the
+//! `RateLimit` headers of an admitted request, a refreshed session's cookies, hop-by-hop headers
+//! out, and the route's response header operations.
 
 use super::context::Context;
 use super::facts::RequestFacts;
 use super::rewrite;
 use super::strip;
-use crate::compile::Route;
+use crate::compile::{Route, RouteAuth};
 use crate::ip_text::ip_text;
 use crate::request_id::REQUEST_ID_HEADER;
+use crate::sign_in::cookie_jar;
 use crate::transform::headers::HeaderSink;
 use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -47,6 +49,7 @@ pub fn prepare_upstream_request(
         }
     }
     upstream_request.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+    forward_session(upstream_request, ctx, route)?;
 
     if let (Some(name), Some(claims)) = (&route.claims_header, ctx.claims()) {
         use base64::Engine;
@@ -63,6 +66,42 @@ pub fn prepare_upstream_request(
         route
             .request_headers
             .apply(&context, &mut RequestSink(upstream_request));
+    }
+    Ok(())
+}
+
+/// The browser-session part of the upstream request: the gateway's cookies never reach an
+/// upstream (on every route, since the browser sends them to the whole host), and a route with
+/// `pass_access_token` gets the session's access token as a bearer token.
+fn forward_session(
+    upstream_request: &mut RequestHeader,
+    ctx: &Context,
+    route: &Route,
+) -> Result<()> {
+    if let Some(sign_in) = ctx.snapshot.sign_in.as_deref() {
+        let cookies: Vec<String> = upstream_request
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .filter_map(|header| {
+                cookie_jar::without_cookies(header, |name| sign_in.settings.is_gateway_cookie(name))
+            })
+            .collect();
+        upstream_request.remove_header(&http::header::COOKIE);
+        if !cookies.is_empty() {
+            upstream_request.insert_header(http::header::COOKIE, cookies.join("; "))?;
+        }
+    }
+    let passes_token = matches!(
+        route.auth,
+        RouteAuth::Verify {
+            pass_access_token: true,
+            ..
+        }
+    );
+    if let (true, Some(token)) = (passes_token, &ctx.session_access_token) {
+        upstream_request.insert_header(http::header::AUTHORIZATION, format!("Bearer {token}"))?;
     }
     Ok(())
 }
@@ -126,6 +165,9 @@ pub fn prepare_response(
     response.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
     for (name, value) in &ctx.rate_limit_headers {
         response.insert_header(*name, value.clone())?;
+    }
+    for cookie in &ctx.response_cookies {
+        response.append_header(http::header::SET_COOKIE, cookie.as_str())?;
     }
     if response
         .headers

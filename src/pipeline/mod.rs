@@ -7,6 +7,8 @@
 //! | [`facts`] | what is read off the client request once: host, head size, the one client address |
 //! | [`steps`] | the ordered list of request steps run by `request_filter` |
 //! | [`guard`] → [`route`] → [`authenticate`] → [`rate_limit`] → [`body`] | the steps, one file each |
+//! | [`browser_session`] | authentication by session cookie, and the redirect to sign in |
+//! | [`sign_in_paths`] | the callback, logout and back-channel logout paths, answered before routing |
 //! | [`upstream_peer`] | target selection and connection outcomes |
 //! | [`forward`], [`strip`], [`rewrite`] | the upstream request (headers, path and query) and the response headers |
 //! | [`body`] | JSON body transformation in the body hooks |
@@ -17,6 +19,7 @@
 pub mod authenticate;
 pub mod body;
 pub mod body_pace;
+pub mod browser_session;
 pub mod context;
 pub mod facts;
 pub mod finish;
@@ -25,6 +28,7 @@ pub mod guard;
 pub mod rate_limit;
 pub mod rewrite;
 pub mod route;
+pub mod sign_in_paths;
 pub mod steps;
 pub mod strip;
 pub mod upstream_peer;
@@ -97,11 +101,16 @@ impl ProxyHttp for Gateway {
             request.headers.get(REQUEST_ID_HEADER).map(|v| v.as_bytes()),
         );
         ctx.facts = RequestFacts::read(session, &snapshot.config.trusted_proxies);
-        match steps::run(session.req_header(), ctx, &snapshot).await {
+        let path = session.req_header().uri.path();
+        let outcome = match sign_in_paths::reserved(&snapshot, path) {
+            Some(which) => Err(sign_in_paths::serve(which, session, ctx, &snapshot).await),
+            None => steps::run(session.req_header(), ctx, &snapshot).await,
+        };
+        match outcome {
             Ok(()) => Ok(false),
-            Err(denial) => {
-                ctx.denial_reason = Some(denial.reason());
-                reply::send(session, &denial, ctx.request_id.as_str()).await?;
+            Err(answer) => {
+                ctx.denial_reason = Some(answer.reason());
+                reply::send_reply(session, &answer, ctx.request_id.as_str()).await?;
                 Ok(true)
             }
         }

@@ -1,18 +1,19 @@
 //! The request steps, in the order a request meets them. Each step owns one decision and either
-//! lets the request go on (`Ok`) or refuses it with a [`Denial`] that `request_filter` sends.
+//! lets the request go on (`Ok`) or answers it with a [`Reply`] (a refusal, or the redirect that
+//! starts a sign-in) that `request_filter` sends.
 //! Adding a step is one file in this folder and one line below.
 //!
 //! | step | file | refuses with |
 //! |---|---|---|
 //! | guard | [`guard`](super::guard) | 431 head too large, 400 path not in normal form |
 //! | route | [`route`](super::route) | 404 no route, 405 method not allowed |
-//! | authenticate | [`authenticate`](super::authenticate) | 401, 403, 503 (no provider keys yet) |
+//! | authenticate | [`authenticate`](super::authenticate) | 401, 403, 503 (no provider keys yet); a browser without a session is redirected to sign in |
 //! | rate limit | [`rate_limit`](super::rate_limit) | 429 |
 //! | request body | [`body`](super::body) | never (marks the body for transformation) |
 
 use super::context::Context;
 use super::{authenticate, body, guard, rate_limit, route};
-use crate::reply::Denial;
+use crate::reply::Reply;
 use crate::snapshot::Snapshot;
 use pingora::http::RequestHeader;
 
@@ -21,7 +22,7 @@ pub async fn run(
     request: &RequestHeader,
     ctx: &mut Context,
     snapshot: &Snapshot,
-) -> Result<(), Denial> {
+) -> Result<(), Reply> {
     guard::check(request, ctx, snapshot)?;
     let route = route::select(request, ctx, snapshot)?;
     authenticate::check(request, ctx, snapshot, &route).await?;

@@ -1,0 +1,239 @@
+//! A scripted browser for the sign-in tests: one cookie jar per origin (`Set-Cookie` stored,
+//! `Max-Age=0` deleting), redirects never followed on their own so that every hop can be
+//! checked, and the development identity provider's login form filled in like a person would.
+
+#![allow(dead_code)]
+
+use reqwest::header::{HeaderMap, ACCEPT, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Method, Response, Url};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// What a browser navigation sends as `Accept`.
+pub const NAVIGATION_ACCEPT: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
+
+pub struct Browser {
+    http: reqwest::Client,
+    /// origin → cookie name → value
+    jar: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+fn origin(url: &Url) -> String {
+    format!(
+        "{}://{}:{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or_default()
+    )
+}
+
+/// The `Location` of a redirect, asserting the status is 302.
+pub fn location(response: &Response) -> String {
+    assert_eq!(
+        response.status(),
+        302,
+        "expected a redirect from {}",
+        response.url()
+    );
+    response
+        .headers()
+        .get(LOCATION)
+        .expect("Location header")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The `Set-Cookie` values of a response.
+pub fn set_cookies(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The query parameters of a URL.
+pub fn query_params(url: &str) -> BTreeMap<String, String> {
+    Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Browser::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        Browser {
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            jar: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The `Cookie` header this browser sends to `url`.
+    pub fn cookie_header(&self, url: &str) -> String {
+        let url = Url::parse(url).unwrap();
+        let jar = self.jar.lock().unwrap();
+        jar.get(&origin(&url))
+            .map(|cookies| {
+                cookies
+                    .iter()
+                    .map(|(name, value)| format!("{name}={value}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn cookie(&self, url: &str, name: &str) -> Option<String> {
+        let url = Url::parse(url).unwrap();
+        self.jar
+            .lock()
+            .unwrap()
+            .get(&origin(&url))?
+            .get(name)
+            .cloned()
+    }
+
+    /// Sets (or with `None` removes) a cookie as if a server had.
+    pub fn put_cookie(&self, url: &str, name: &str, value: Option<&str>) {
+        let url = Url::parse(url).unwrap();
+        let mut jar = self.jar.lock().unwrap();
+        let cookies = jar.entry(origin(&url)).or_default();
+        match value {
+            Some(value) => cookies.insert(name.to_owned(), value.to_owned()),
+            None => cookies.remove(name),
+        };
+    }
+
+    /// The names of the cookies kept for `url`'s origin.
+    pub fn cookie_names(&self, url: &str) -> Vec<String> {
+        let url = Url::parse(url).unwrap();
+        let jar = self.jar.lock().unwrap();
+        jar.get(&origin(&url))
+            .map(|cookies| cookies.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn store(&self, url: &Url, headers: &HeaderMap) {
+        let mut jar = self.jar.lock().unwrap();
+        let cookies = jar.entry(origin(url)).or_default();
+        for set_cookie in set_cookies(headers) {
+            let pair = set_cookie.split(';').next().unwrap_or_default();
+            let Some((name, value)) = pair.split_once('=') else {
+                continue;
+            };
+            if set_cookie.contains("Max-Age=0") {
+                cookies.remove(name.trim());
+            } else {
+                cookies.insert(name.trim().to_owned(), value.trim().to_owned());
+            }
+        }
+    }
+
+    /// Sends a request with this browser's cookies and stores what comes back.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        form: Option<&[(&str, &str)]>,
+    ) -> Response {
+        let parsed = Url::parse(url).unwrap();
+        let mut request = self.http.request(method, parsed.clone());
+        let cookies = self.cookie_header(url);
+        if !cookies.is_empty() {
+            request = request.header(COOKIE, cookies);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(form) = form {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form)
+                .finish();
+            request = request
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body);
+        }
+        let response = request.send().await.unwrap();
+        self.store(&parsed, response.headers());
+        response
+    }
+
+    /// A top-level navigation (`Accept: text/html`, `Sec-Fetch-Mode: navigate`).
+    pub async fn navigate(&self, url: &str) -> Response {
+        self.send(
+            Method::GET,
+            url,
+            &[
+                (ACCEPT.as_str(), NAVIGATION_ACCEPT),
+                ("sec-fetch-mode", "navigate"),
+            ],
+            None,
+        )
+        .await
+    }
+
+    /// A script's request (`fetch`): JSON accepted, `Sec-Fetch-Mode: cors`.
+    pub async fn fetch(&self, url: &str) -> Response {
+        self.send(
+            Method::GET,
+            url,
+            &[("accept", "application/json"), ("sec-fetch-mode", "cors")],
+            None,
+        )
+        .await
+    }
+
+    /// At the provider's login page `authorization_url`: fills in the form and submits it;
+    /// returns the provider's answer (a redirect to the callback when the password is right).
+    pub async fn log_in_at_provider(
+        &self,
+        authorization_url: &str,
+        username: &str,
+        password: &str,
+    ) -> Response {
+        let page = self.navigate(authorization_url).await;
+        assert_eq!(page.status(), 200, "the login page");
+        let html = page.text().await.unwrap();
+        assert!(html.contains("id=\"kc-form-login\""), "{html}");
+        let action = html
+            .split("action=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("form action")
+            .replace("&amp;", "&");
+        let form = [("username", username), ("password", password)];
+        self.send(Method::POST, &action, &[], Some(&form)).await
+    }
+
+    /// Signs in from `start_url` (a page behind a `sign_in` route) as `username`, following
+    /// every hop, and returns the final answer for the page.
+    pub async fn sign_in(&self, start_url: &str, username: &str, password: &str) -> Response {
+        let started = self.navigate(start_url).await;
+        let authorization_url = location(&started);
+        let logged_in = self
+            .log_in_at_provider(&authorization_url, username, password)
+            .await;
+        let callback = location(&logged_in);
+        let back = self.navigate(&callback).await;
+        let target = Url::parse(&callback)
+            .unwrap()
+            .join(&location(&back))
+            .unwrap();
+        self.navigate(target.as_str()).await
+    }
+}
