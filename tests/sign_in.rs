@@ -5,90 +5,10 @@
 
 mod common;
 
-use common::browser::{location, query_params, set_cookies, Browser};
-use common::mocks::{self, echoed, DevIdp};
-use common::{client, problem, GatewayProcess};
-use portcullis::dev::identity_provider::{DevUser, GATEWAY_CLIENT_ID, GATEWAY_CLIENT_SECRET};
-use portcullis::sign_in::seal::generate_key_base64;
-
-/// The session cookie of the test configs (no `__Host-` prefix: the listener is plain HTTP).
-const COOKIE: &str = "portcullis";
-
-/// A gateway with one sign-in realm: `/app/` needs the `/engineering` group, `/token/` passes the
-/// session's access token upstream, `/public/` is anonymous. `keys` are the session keys.
-fn config(idp: &DevIdp, upstream: std::net::SocketAddr, keys: &[&str], extra: &str) -> String {
-    let keys = keys
-        .iter()
-        .map(|k| format!("\"{k}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        r#"
-server:
-  listen: ["127.0.0.1:{{port}}"]
-  threads: 2
-admin:
-  listen: "127.0.0.1:{{admin_port}}"
-identity_providers:
-  acme:
-    discovery: "{discovery}"
-    audiences: ["orders-api"]
-    client:
-      id: {GATEWAY_CLIENT_ID}
-      secret: "{GATEWAY_CLIENT_SECRET}"
-browser_sign_in:
-  session:
-    cookie: {COOKIE}
-    keys: [{keys}]
-    insecure_cookies: true
-{extra}
-upstreams:
-  api:
-    targets: ["{upstream}"]
-routes:
-  - name: app
-    match: {{ path_prefix: /app/ }}
-    strip_prefix: true
-    upstream: api
-    auth:
-      providers: [acme]
-      sign_in: acme
-      require: {{ group: /engineering }}
-    request:
-      set_headers: {{ X-User: "{{claims.preferred_username}}" }}
-  - name: token
-    match: {{ path_prefix: /token/ }}
-    strip_prefix: true
-    upstream: api
-    auth: {{ providers: [acme], sign_in: acme, pass_access_token: true }}
-  - name: public
-    match: {{ path_prefix: /public/ }}
-    strip_prefix: true
-    upstream: api
-    auth: none
-"#,
-        discovery = idp.discovery_url("acme"),
-    )
-}
-
-/// Everything a test runs against; the mocks stop when it is dropped.
-struct Setup {
-    idp: DevIdp,
-    _upstream: mocks::DemoUpstream,
-    gateway: GatewayProcess,
-}
-
-fn start(extra: &str) -> Setup {
-    let idp = mocks::idp(&["acme"]);
-    let upstream = mocks::upstream("api");
-    let key = generate_key_base64();
-    let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), &[&key], extra));
-    Setup {
-        idp,
-        _upstream: upstream,
-        gateway,
-    }
-}
+use common::browser::{location, query_params, set_cookies, start, Browser, COOKIE};
+use common::mocks::echoed;
+use common::{client, problem};
+use portcullis::dev::identity_provider::{DevUser, GATEWAY_CLIENT_ID};
 
 #[tokio::test]
 async fn a_browser_signs_in_and_comes_back_to_the_page_it_wanted() {

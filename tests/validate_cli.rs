@@ -33,6 +33,11 @@ fn the_product_contract_and_the_shipped_config_validate() {
         let output = Command::new(common::binary())
             .args(["validate", "-c", file])
             .env("KEYCLOAK_URL", "http://127.0.0.1:18080")
+            .env("ACME_CLIENT_SECRET", "a-client-secret")
+            .env(
+                "PORTCULLIS_SESSION_KEY",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            )
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -285,4 +290,38 @@ routes:
             "missing `{expected}` in:\n{stderr}"
         );
     }
+}
+
+#[test]
+fn browser_sign_in_mistakes_are_refused_offline() {
+    let provider = "identity_providers:\n  acme:\n    issuer: \"http://127.0.0.1:1/realms/acme\"\n    jwks_uri: \"http://127.0.0.1:1/certs\"\n    audiences: [orders-api]\n";
+    let route = "routes:\n  - name: console\n    match: { path_prefix: / }\n    upstream: orders\n    auth: { providers: [acme], sign_in: acme }\n";
+    let (ok, _, stderr, _) = validate(&format!("{VALID_HEAD}{provider}{route}"));
+    assert!(!ok);
+    for expected in [
+        "routes[0].auth.sign_in: needs the `browser_sign_in` section",
+        "identity provider `acme` needs a `client` block",
+        "identity provider `acme` needs `discovery`",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+
+    let section = "browser_sign_in:\n  callback_path: callback\n  scopes: [profile]\n  session:\n    cookie: __Host-portcullis\n    keys: [\"c2hvcnQ=\"]\n    insecure_cookies: true\n    store: redis\n    idle_timeout: 10s\n";
+    let (ok, _, stderr, _) = validate(&format!("{VALID_HEAD}{section}"));
+    assert!(!ok);
+    for expected in [
+        "browser_sign_in.callback_path: `callback` is not an absolute path",
+        "browser_sign_in.scopes: must contain `openid`",
+        "browser_sign_in.session.cookie: browsers refuse `__Host-portcullis` without `Secure`",
+        "browser_sign_in.session.keys:",
+        "openssl rand -base64 32",
+        "browser_sign_in.session.store:",
+        "browser_sign_in.session.idle_timeout:",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+    assert!(
+        !stderr.contains("c2hvcnQ="),
+        "a key is never echoed: {stderr}"
+    );
 }

@@ -28,16 +28,16 @@ type Flight = Arc<OnceCell<Result<Session, RefreshFailure>>>;
 /// Refreshes in flight and recently finished, by session.
 #[derive(Debug, Default)]
 pub struct RefreshFlights {
-    flights: Mutex<HashMap<String, (Flight, Instant)>>,
+    flights: Mutex<HashMap<Vec<u8>, (Flight, Instant)>>,
 }
 
 impl RefreshFlights {
-    /// The key of a session as sealed in one cookie: a refreshed session has a new key.
-    fn key(session: &Session) -> String {
-        format!(
-            "{}\u{0}{}\u{0}{}\u{0}{}",
-            session.provider, session.subject, session.created_at, session.access_expires_at
-        )
+    /// The key of a session as sealed in one cookie: the digest of its access token (every
+    /// refresh brings a new one; the token itself is not kept as a key).
+    fn key(session: &Session) -> Vec<u8> {
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, session.access_token.as_bytes());
+        digest.as_ref().to_vec()
     }
 
     /// Runs `refresh` for `session` unless a refresh of the same session runs or ran recently,
@@ -72,7 +72,7 @@ mod tests {
     fn session(access_expires_at: u64) -> Session {
         Session {
             provider: "acme".into(),
-            access_token: "old".into(),
+            access_token: format!("token-{access_expires_at}"),
             refresh_token: Some("r".into()),
             id_token: None,
             access_expires_at,

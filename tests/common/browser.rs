@@ -1,10 +1,15 @@
 //! A scripted browser for the sign-in tests: one cookie jar per origin (`Set-Cookie` stored,
 //! `Max-Age=0` deleting), redirects never followed on their own so that every hop can be
 //! checked, and the development identity provider's login form filled in like a person would.
+//! Also the gateway set-up the sign-in tests share ([`start`]).
 
 #![allow(dead_code)]
 
-use reqwest::header::{HeaderMap, ACCEPT, COOKIE, LOCATION, SET_COOKIE};
+use super::mocks::{self, DevIdp};
+use super::GatewayProcess;
+use portcullis::dev::identity_provider::{GATEWAY_CLIENT_ID, GATEWAY_CLIENT_SECRET};
+use portcullis::sign_in::seal::generate_key_base64;
+use reqwest::header::{HeaderMap, ACCEPT, COOKIE as COOKIE_HEADER, LOCATION, SET_COOKIE};
 use reqwest::{Method, Response, Url};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -155,7 +160,7 @@ impl Browser {
         let mut request = self.http.request(method, parsed.clone());
         let cookies = self.cookie_header(url);
         if !cookies.is_empty() {
-            request = request.header(COOKIE, cookies);
+            request = request.header(COOKIE_HEADER, cookies);
         }
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -235,5 +240,94 @@ impl Browser {
             .join(&location(&back))
             .unwrap();
         self.navigate(target.as_str()).await
+    }
+}
+
+/// The session cookie of the test configs (no `__Host-` prefix: the listener is plain HTTP).
+pub const COOKIE: &str = "portcullis";
+
+/// A gateway with one sign-in realm: `/app/` needs the `/engineering` group, `/token/` passes the
+/// session's access token upstream, `/public/` is anonymous. `keys` are the session keys;
+/// `session_extra` more `browser_sign_in.session` settings (`"refresh_before: 10s"`).
+pub fn config(
+    idp: &DevIdp,
+    upstream: std::net::SocketAddr,
+    keys: &[&str],
+    session_extra: &str,
+) -> String {
+    let keys = keys
+        .iter()
+        .map(|k| format!("\"{k}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"
+server:
+  listen: ["127.0.0.1:{{port}}"]
+  threads: 2
+admin:
+  listen: "127.0.0.1:{{admin_port}}"
+identity_providers:
+  acme:
+    discovery: "{discovery}"
+    audiences: ["orders-api"]
+    client:
+      id: {GATEWAY_CLIENT_ID}
+      secret: "{GATEWAY_CLIENT_SECRET}"
+browser_sign_in:
+  session:
+    cookie: {COOKIE}
+    keys: [{keys}]
+    insecure_cookies: true
+    {session_extra}
+upstreams:
+  api:
+    targets: ["{upstream}"]
+routes:
+  - name: app
+    match: {{ path_prefix: /app/ }}
+    strip_prefix: true
+    upstream: api
+    auth:
+      providers: [acme]
+      sign_in: acme
+      require: {{ group: /engineering }}
+    request:
+      set_headers: {{ X-User: "{{claims.preferred_username}}" }}
+  - name: token
+    match: {{ path_prefix: /token/ }}
+    strip_prefix: true
+    upstream: api
+    auth: {{ providers: [acme], sign_in: acme, pass_access_token: true }}
+  - name: public
+    match: {{ path_prefix: /public/ }}
+    strip_prefix: true
+    upstream: api
+    auth: none
+"#,
+        discovery = idp.discovery_url("acme"),
+    )
+}
+
+/// Everything a test runs against; the mocks stop when it is dropped.
+pub struct Setup {
+    pub idp: DevIdp,
+    pub upstream: mocks::DemoUpstream,
+    pub gateway: GatewayProcess,
+    /// The session key the gateway started with.
+    pub key: String,
+}
+
+/// A dev IdP, a mock upstream and a gateway on [`config`] with a fresh key.
+pub fn start(session_extra: &str) -> Setup {
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
+    let key = generate_key_base64();
+    let gateway = GatewayProcess::start(&config(&idp, upstream.addr(), &[&key], session_extra));
+    Setup {
+        idp,
+        upstream,
+        gateway,
+        key,
     }
 }
