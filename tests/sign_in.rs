@@ -7,8 +7,9 @@ mod common;
 
 use common::browser::{location, query_params, set_cookies, start, Browser, COOKIE};
 use common::mocks::echoed;
-use common::{client, problem};
+use common::{client, problem, wait_until};
 use portcullis::dev::identity_provider::{DevUser, GATEWAY_CLIENT_ID};
+use std::time::Duration;
 
 #[tokio::test]
 async fn a_browser_signs_in_and_comes_back_to_the_page_it_wanted() {
@@ -85,6 +86,26 @@ async fn a_browser_signs_in_and_comes_back_to_the_page_it_wanted() {
     assert!(headers.get("authorization").is_none(), "{headers}");
     assert_eq!(idp.grants("acme", "authorization_code"), 1);
     assert_eq!(idp.grants("acme", "refresh_token"), 0, "the token is fresh");
+
+    // The access log names the session's user as it would a bearer token's; no code, state,
+    // nonce or cookie value is ever logged.
+    let access_log = gateway.dir.path().join("access.log");
+    let read_access_log = || std::fs::read_to_string(&access_log).unwrap_or_default();
+    let named = wait_until(Duration::from_secs(5), || {
+        read_access_log().contains("\"subject\":\"0b9e6a4c-alice\"")
+    });
+    assert!(named, "{}", read_access_log());
+    let log = gateway.log() + &read_access_log();
+    let callback_params = query_params(&callback);
+    let sealed = browser.cookie(&page, COOKIE).unwrap();
+    for secret in [
+        callback_params["code"].as_str(),
+        params["state"].as_str(),
+        params["nonce"].as_str(),
+        &sealed[..40],
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! Integration: the life of a browser session — refresh shortly before the access token expires
 //! (once however many requests arrive together), the end of the session at the provider, logout
 //! here and at the provider with same-host landing pages only, back-channel logout with forged
-//! tokens refused, and session keys rotated by a reload without signing anyone out.
+//! tokens refused, session keys rotated by a reload without signing anyone out, and the idle
+//! timeout, the absolute lifetime and the login timeout (cookies aged with the gateway's key).
 
 mod common;
 
@@ -10,7 +11,8 @@ use common::mocks::echoed;
 use common::{client, problem};
 use futures_util::future::join_all;
 use portcullis::dev::identity_provider::{DevClient, GATEWAY_CLIENT_ID};
-use portcullis::sign_in::seal::generate_key_base64;
+use portcullis::sign_in::seal::{generate_key_base64, SealKeys};
+use portcullis::sign_in::session::{LoginState, Session};
 use std::time::Duration;
 
 #[tokio::test]
@@ -231,4 +233,80 @@ async fn session_keys_rotate_through_a_reload_without_signing_anyone_out() {
         403,
         "bob's session opens, his group is wrong"
     );
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Opens the browser's session cookie with the gateway's key, changes it, seals it back: what
+/// the passing of time would have done, without waiting for it.
+fn age_session(browser: &Browser, page: &str, keys: &SealKeys, change: impl FnOnce(&mut Session)) {
+    let sealed = browser.cookie(page, COOKIE).unwrap();
+    let mut session = Session::open(keys, &sealed).expect("the session opens with the key");
+    change(&mut session);
+    browser.put_cookie(page, COOKIE, Some(&session.seal(keys)));
+}
+
+#[tokio::test]
+async fn idle_and_overlong_sessions_end_and_an_active_one_moves_its_idle_deadline() {
+    let setup = start("idle_timeout: 30m\n    lifetime: 2h");
+    let gateway = &setup.gateway;
+    let keys = SealKeys::from_base64(std::slice::from_ref(&setup.key)).unwrap();
+    let page = gateway.url("/app/_test/echo");
+    let browser = Browser::new();
+    assert_eq!(browser.sign_in(&page, "alice", "alice").await.status(), 200);
+    let fresh = browser.cookie(&page, COOKIE).unwrap();
+
+    // Used two minutes ago: served, and re-sealed with a new last use.
+    age_session(&browser, &page, &keys, |s| s.last_seen -= 120);
+    let answer = browser.fetch(&page).await;
+    assert_eq!(answer.status(), 200);
+    assert!(answer.headers().get("set-cookie").is_some());
+    let touched = Session::open(&keys, &browser.cookie(&page, COOKIE).unwrap()).unwrap();
+    assert!(touched.last_seen + 5 >= unix_now(), "{touched:?}");
+    // Used a second ago: no new cookie on every request.
+    let answer = browser.fetch(&page).await;
+    assert!(answer.headers().get("set-cookie").is_none());
+
+    // Unused for longer than the idle timeout.
+    age_session(&browser, &page, &keys, |s| s.last_seen -= 31 * 60);
+    assert_eq!(browser.fetch(&page).await.status(), 401);
+    let again = browser.navigate(&page).await;
+    assert!(location(&again).contains("/protocol/openid-connect/auth?"));
+
+    // Active all along, but past the absolute lifetime.
+    browser.put_cookie(&page, COOKIE, Some(&fresh));
+    age_session(&browser, &page, &keys, |s| s.created_at -= 2 * 3600 + 1);
+    assert_eq!(browser.fetch(&page).await.status(), 401);
+}
+
+#[tokio::test]
+async fn a_sign_in_that_took_too_long_is_refused_at_the_callback() {
+    let setup = start("");
+    let gateway = &setup.gateway;
+    let keys = SealKeys::from_base64(std::slice::from_ref(&setup.key)).unwrap();
+    let browser = Browser::new();
+    let page = gateway.url("/app/_test/echo");
+    let authorization_url = location(&browser.navigate(&page).await);
+    let callback = location(
+        &browser
+            .log_in_at_provider(&authorization_url, "alice", "alice")
+            .await,
+    );
+    let name = browser
+        .cookie_names(&page)
+        .into_iter()
+        .find(|n| n.contains("-state-"))
+        .unwrap();
+    let mut login = LoginState::open(&keys, &browser.cookie(&page, &name).unwrap()).unwrap();
+    assert_eq!(login.return_to, "/app/_test/echo");
+    login.expires_at = unix_now() - 1;
+    browser.put_cookie(&page, &name, Some(&login.seal(&keys)));
+    let answer = browser.navigate(&callback).await;
+    assert_eq!(answer.status(), 400);
+    assert_eq!(problem(answer).await["reason"], "sign_in_state_expired");
 }

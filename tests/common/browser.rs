@@ -267,6 +267,7 @@ server:
   threads: 2
 admin:
   listen: "127.0.0.1:{{admin_port}}"
+access_log: {{ path: "{{dir}}/access.log" }}
 identity_providers:
   acme:
     discovery: "{discovery}"
