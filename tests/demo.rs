@@ -58,5 +58,65 @@ async fn demo_starts_and_its_printed_calls_answer() {
     assert_eq!(response.status(), 200, "{text}");
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ok");
+
+    // Step 0: the printed password grant yields tokens that step 2 and step 5 use.
+    let token_line = printed
+        .iter()
+        .find(|l| l.starts_with("token() {"))
+        .unwrap_or_else(|| panic!("no token() helper printed:\n{text}"));
+    let token_url = token_line
+        .split_whitespace()
+        .find(|word| word.ends_with("/protocol/openid-connect/token"))
+        .expect("token endpoint URL");
+    let flag = |name: &str| {
+        token_line
+            .split(&format!("-d {name}="))
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap()
+            .to_owned()
+    };
+    let (client_id, client_secret) = (flag("client_id"), flag("client_secret"));
+    let http = common::client();
+    let token = |user: &'static str| {
+        let form = [
+            ("grant_type", "password"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", client_secret.as_str()),
+            ("username", user),
+            ("password", user),
+        ];
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        http.post(token_url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let base = status_call.trim_end_matches("/status");
+    for (user, expected) in [("alice", 200), ("mallory", 403)] {
+        let answer: serde_json::Value = token(user).await.unwrap().json().await.unwrap();
+        let access_token = answer["access_token"].as_str().expect("access_token");
+        let order = http
+            .get(format!("{base}/orders/42"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(order.status(), expected, "{user}");
+    }
+
+    // Step 8: the printed console URL signs alice in through the browser flow.
+    let console = printed
+        .iter()
+        .map(|l| l.trim_start_matches('#').trim())
+        .find(|l| l.starts_with("http") && l.ends_with("/console/"))
+        .unwrap_or_else(|| panic!("no console URL printed:\n{text}"));
+    let browser = common::browser::Browser::new();
+    let page = browser.sign_in(console, "alice", "alice").await;
+    assert_eq!(common::mocks::echoed(page).await["x-user"][0], "alice");
+    let bob = common::browser::Browser::new();
+    assert_eq!(bob.sign_in(console, "bob", "bob").await.status(), 403);
     drop(demo);
 }

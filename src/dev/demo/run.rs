@@ -1,20 +1,28 @@
 //! `portcullis demo`: everything on 127.0.0.1 in one process, no external service — the
 //! gateway, the demo orders API and the development identity provider (a Keycloak-shaped realm
-//! `demo`) — then ready-to-paste curl commands that show each feature with freshly minted
-//! tokens: an allowed call, a 401, a 403, a 429 and a transformed body.
+//! `demo` with users alice, bob and mallory) — then ready-to-paste commands that show each
+//! feature: tokens from the realm's token endpoint as from Keycloak, an allowed call, a 401, a
+//! 403, a 429, a transformed body, and a browser sign-in on the same rules.
 
 use super::upstream::DemoUpstream;
 use crate::compile;
-use crate::dev::identity_provider::{DevIdp, MintError, TokenBuilder};
+use crate::dev::identity_provider::{DevIdp, GATEWAY_CLIENT_ID, GATEWAY_CLIENT_SECRET};
 use crate::lifecycle::{self, Signals};
+use crate::sign_in::seal::generate_key_base64;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Demo tokens live for a working day.
-const TOKEN_LIFETIME_SECONDS: i64 = 8 * 3600;
+/// Demo access tokens live an hour, so that pasted commands keep working for a while.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// The generated demo configuration.
-fn demo_config(port: u16, admin_port: u16, upstream: std::net::SocketAddr, idp: &DevIdp) -> String {
+/// The generated demo configuration; `session_key` seals the browser sessions of this run.
+fn demo_config(
+    port: u16,
+    admin_port: u16,
+    upstream: std::net::SocketAddr,
+    idp: &DevIdp,
+    session_key: &str,
+) -> String {
     format!(
         r#"
 server:
@@ -29,6 +37,12 @@ identity_providers:
     discovery: "{discovery}"
     audiences: ["orders-api"]
     token_types: ["Bearer"]
+    client: {{ id: {GATEWAY_CLIENT_ID}, secret: "{GATEWAY_CLIENT_SECRET}" }}
+browser_sign_in:
+  session:
+    cookie: portcullis-demo
+    keys: ["{session_key}"]
+    insecure_cookies: true   # the demo listens on plain HTTP
 upstreams:
   orders:
     targets: ["{upstream}"]
@@ -66,6 +80,16 @@ routes:
     auth:
       providers: [demo]
       require: {{ all: [ {{ realm_role: writer }}, {{ group: /engineering }} ] }}
+  - name: console
+    match: {{ path_prefix: /console }}
+    upstream: orders
+    auth:
+      providers: [demo]
+      sign_in: demo
+      require: {{ group: /engineering }}
+    request:
+      rewrite_path: {{ pattern: "^/console.*$", replacement: "/_test/echo" }}
+      set_headers: {{ X-User: "{{claims.preferred_username}}", X-User-Groups: "{{claims.groups}}" }}
 "#,
         pid_file = std::env::temp_dir()
             .join(format!("portcullis-demo-{port}.pid"))
@@ -78,45 +102,6 @@ fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-/// Tokens printed in the walkthrough.
-struct DemoTokens {
-    reader: String,
-    finance: String,
-    writer: String,
-    no_roles: String,
-}
-
-fn mint_tokens(idp: &DevIdp) -> Result<DemoTokens, MintError> {
-    let base = |user: &str| {
-        idp.token("demo")
-            .subject(&format!("{user}-0001"))
-            .username(user)
-            .expires_in(TOKEN_LIFETIME_SECONDS)
-    };
-    let mint = |builder: TokenBuilder| builder.mint();
-    Ok(DemoTokens {
-        reader: mint(
-            base("alice")
-                .client("web-app")
-                .realm_roles(&["reader"])
-                .groups(&["/sales"]),
-        )?,
-        finance: mint(
-            base("fiona")
-                .client("finance-app")
-                .realm_roles(&["reader"])
-                .groups(&["/finance"]),
-        )?,
-        writer: mint(
-            base("bob")
-                .client("backoffice")
-                .realm_roles(&["reader", "writer"])
-                .groups(&["/engineering/backend"]),
-        )?,
-        no_roles: mint(base("mallory").client("intruder").realm_roles(&[]))?,
-    })
 }
 
 /// Runs the demo until interrupted.
@@ -137,11 +122,14 @@ pub fn run(port: u16, control: tokio::runtime::Runtime, signals: Signals) -> Exi
         Ok(p) => p,
         Err(e) => return fail("no free port for the admin listener", &e),
     };
-    let tokens = match mint_tokens(&idp) {
-        Ok(tokens) => tokens,
-        Err(e) => return fail("cannot mint demo tokens", &e),
-    };
-    let text = demo_config(port, admin_port, upstream.addr(), &idp);
+    idp.set_access_token_lifetime(TOKEN_LIFETIME);
+    let text = demo_config(
+        port,
+        admin_port,
+        upstream.addr(),
+        &idp,
+        &generate_key_base64(),
+    );
     let compiled = match compile::compile_text("<demo>", &text) {
         Ok(c) => c,
         Err(errors) => return fail("internal configuration error", &errors),
@@ -152,7 +140,7 @@ pub fn run(port: u16, control: tokio::runtime::Runtime, signals: Signals) -> Exi
         let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         for _ in 0..500 {
             if std::net::TcpStream::connect_timeout(&address, Duration::from_millis(50)).is_ok() {
-                print_walkthrough(&base, admin_port, &issuer, &tokens);
+                print_walkthrough(&base, admin_port, &issuer);
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -172,43 +160,54 @@ pub fn run(port: u16, control: tokio::runtime::Runtime, signals: Signals) -> Exi
     }
 }
 
-fn print_walkthrough(base: &str, admin_port: u16, issuer: &str, t: &DemoTokens) {
+fn print_walkthrough(base: &str, admin_port: u16, issuer: &str) {
     println!(
         r#"
 Portcullis demo is running.
   gateway   {base}
   admin     http://127.0.0.1:{admin_port}  (/metrics /healthz /readyz)
   identity  {issuer}  (a development realm shaped like Keycloak)
+  users     alice / alice  (roles reader, writer; group /engineering)
+            bob / bob      (role reader; group /finance)
+            mallory / mallory  (no roles)
+
+# 0. Tokens come from the realm's token endpoint, as from Keycloak (the password grant; needs jq):
+token() {{ curl -s -d grant_type=password -d client_id={GATEWAY_CLIENT_ID} -d client_secret={GATEWAY_CLIENT_SECRET} -d username=$1 -d password=$1 {issuer}/protocol/openid-connect/token | jq -r .access_token; }}
+ALICE=$(token alice); BOB=$(token bob); MALLORY=$(token mallory)
 
 # 1. An anonymous route (auth: none):
 curl -i {base}/status
 
 # 2. Allowed: alice has the realm role `reader`. The upstream sees X-User-Id / X-Client-Id,
 #    and the body is transformed: internal_cost removed, card number masked.
-curl -i -H 'Authorization: Bearer {reader}' {base}/orders/42
+curl -i -H "Authorization: Bearer $ALICE" {base}/orders/42
 
-# 3. The same order for fiona of group /finance: the body is untouched (`unless: {{ group: /finance }}`).
-curl -s -H 'Authorization: Bearer {finance}' {base}/orders/42
+# 3. The same order for bob of group /finance: the body is untouched (`unless: {{ group: /finance }}`).
+curl -s -H "Authorization: Bearer $BOB" {base}/orders/42
 
 # 4. 401: no token (WWW-Authenticate: Bearer realm="demo"), then a tampered one.
 curl -i {base}/orders/42
-curl -i -H 'Authorization: Bearer {reader}x' {base}/orders/42
+curl -i -H "Authorization: Bearer ${{ALICE}}x" {base}/orders/42
 
 # 5. 403: mallory's token is valid but has no role that the route requires.
-curl -i -H 'Authorization: Bearer {no_roles}' {base}/orders/42
+curl -i -H "Authorization: Bearer $MALLORY" {base}/orders/42
 
-# 6. 429: the `per_client` limit allows 5 requests a minute per client (the calls above count);
-#    with Retry-After and RateLimit headers.
-for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{{http_code}}\n' -H 'Authorization: Bearer {reader}' {base}/orders/7; done
+# 6. 429: the `per_client` limit allows 5 requests a minute per client (the calls above count;
+#    these tokens share the client {GATEWAY_CLIENT_ID}); with Retry-After and RateLimit headers.
+for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{{http_code}}\n' -H "Authorization: Bearer $ALICE" {base}/orders/7; done
 
 # 7. Writes need realm role `writer` and group /engineering (subgroups count):
-curl -i -X POST -H 'Authorization: Bearer {writer}' -H 'Content-Type: application/json' -d '{{"item":"A-1","qty":2}}' {base}/orders
+curl -i -X POST -H "Authorization: Bearer $ALICE" -H 'Content-Type: application/json' -d '{{"item":"A-1","qty":2}}' {base}/orders
+
+# 8. People sign in with a browser on the same rules (group /engineering): open
+#      {base}/console/
+#    sign in as alice / alice (bob / bob is refused: 403), see the identity headers the app got,
+#    and log out at {base}/.portcullis/logout
+#    A script without a session gets 401, never a login page; a bearer token works too:
+curl -i {base}/console/
+curl -s -H "Authorization: Bearer $ALICE" {base}/console/
 
 Press Ctrl-C to stop.
-"#,
-        reader = t.reader,
-        finance = t.finance,
-        writer = t.writer,
-        no_roles = t.no_roles,
+"#
     );
 }
