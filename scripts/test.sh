@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole Portcullis test suite on a fresh machine: installs what the tests need when it
-# is missing (Debian packages), then formatting and lint checks, unit and integration tests.
+# is missing (Debian packages: Redis, promtool, Chromium and chromedriver; Keycloak from Maven
+# Central), then formatting and lint checks, unit, integration and end-to-end tests.
 # Usage: scripts/test.sh            (the README's test command; .ci/run calls it too)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,9 @@ command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
 command -v promtool >/dev/null 2>&1 || need_packages+=(prometheus)
 command -v curl >/dev/null 2>&1 || need_packages+=(curl)
 command -v python3 >/dev/null 2>&1 || need_packages+=(python3)
+# A real headless browser for the sign-in end-to-end test (driven over WebDriver).
+command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_packages+=(chromium-driver)
 if ((${#need_packages[@]})); then
   log "installing ${need_packages[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -51,13 +55,13 @@ fi
 log "cargo test"
 cargo test --all-targets --no-fail-fast 2>&1 | tee "$target_dir/test-output.log"
 
-log "end-to-end tests against a real Keycloak and Redis"
+log "end-to-end tests against a real Keycloak, Redis and Chromium"
 started_keycloak=0
 if ! scripts/keycloak.sh status >/dev/null 2>&1; then started_keycloak=1; fi
 scripts/keycloak.sh start
 if [ "$started_keycloak" = 1 ]; then trap 'scripts/keycloak.sh stop' EXIT; fi
 echo "==> end-to-end pass" >> "$target_dir/test-output.log"
-KEYCLOAK_URL=$(scripts/keycloak.sh url) cargo test --test e2e_keycloak -- --ignored --test-threads=1 2>&1 | tee -a "$target_dir/test-output.log"
+KEYCLOAK_URL=$(scripts/keycloak.sh url) cargo test --test e2e_keycloak --test e2e_sign_in -- --ignored --test-threads=1 2>&1 | tee -a "$target_dir/test-output.log"
 
 # One closing line for the whole run (cargo prints one summary per test target). The
 # end-to-end tests are ignored in the first pass and run in the second, so they count as run,

@@ -68,6 +68,18 @@ pub fn query_params(url: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The `action` of the `<form id="kc-form-login">` tag (Keycloak's and the development IdP's
+/// login form), HTML entities decoded.
+fn login_form_action(html: &str) -> Option<String> {
+    let form = html
+        .split("<form")
+        .skip(1)
+        .map(|rest| rest.split('>').next().unwrap_or_default())
+        .find(|tag| tag.contains("id=\"kc-form-login\""))?;
+    let action = form.split("action=\"").nth(1)?.split('"').next()?;
+    Some(action.replace("&amp;", "&"))
+}
+
 impl Default for Browser {
     fn default() -> Self {
         Browser::new()
@@ -214,13 +226,7 @@ impl Browser {
         let page = self.navigate(authorization_url).await;
         assert_eq!(page.status(), 200, "the login page");
         let html = page.text().await.unwrap();
-        assert!(html.contains("id=\"kc-form-login\""), "{html}");
-        let action = html
-            .split("action=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .expect("form action")
-            .replace("&amp;", "&");
+        let action = login_form_action(&html).unwrap_or_else(|| panic!("no login form: {html}"));
         let form = [("username", username), ("password", password)];
         self.send(Method::POST, &action, &[], Some(&form)).await
     }
