@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole Portcullis test suite on a fresh machine: installs what the tests need when it
-# is missing (Debian packages: Redis, promtool, Chromium and chromedriver; Keycloak from Maven
+# is missing (Debian packages: Redis, promtool, nginx, Chromium and chromedriver; Keycloak from Maven
 # Central), then formatting and lint checks, unit, integration and end-to-end tests.
 # Usage: scripts/test.sh            (the README's test command; .ci/run calls it too)
 set -euo pipefail
@@ -19,6 +19,8 @@ command -v python3 >/dev/null 2>&1 || need_packages+=(python3)
 # A real headless browser for the sign-in end-to-end test (driven over WebDriver).
 command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_packages+=(chromium-driver)
+# nginx for the forward-auth (auth_request) integration test.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_packages+=(nginx)
 if ((${#need_packages[@]})); then
   log "installing ${need_packages[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

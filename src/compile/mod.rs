@@ -44,6 +44,8 @@ pub struct CompiledConfig {
     pub provider_clients: Vec<Option<crate::oidc::client::ClientCredentials>>,
     /// `browser_sign_in`, when configured.
     pub sign_in: Option<Arc<crate::sign_in::settings::SignInSettings>>,
+    /// The path of the forward-auth endpoint, when `forward_auth` is configured.
+    pub forward_auth_path: Option<String>,
     pub rate_limits: Vec<RateLimitPolicy>,
     pub redis: Option<crate::ratelimit::RedisSettings>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -135,6 +137,10 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
         .as_ref()
         .and_then(|section| crate::sign_in::settings::compile_sign_in(section, &mut errors))
         .map(Arc::new);
+    let forward_auth_path = file
+        .forward_auth
+        .as_ref()
+        .and_then(|section| compile_forward_auth(section, sign_in.as_deref(), &mut errors));
     let rate_limits = crate::ratelimit::compile_rate_limits(&file.rate_limits, &mut errors);
     let redis = file
         .redis
@@ -174,6 +180,7 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
             token_sources,
             provider_clients,
             sign_in,
+            forward_auth_path,
             rate_limits,
             redis,
             trusted_proxies,
@@ -184,6 +191,33 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
     } else {
         Err(errors)
     }
+}
+
+/// The forward-auth path: absolute, without query, and none of the sign-in paths.
+fn compile_forward_auth(
+    section: &crate::config::file::ForwardAuthFile,
+    sign_in: Option<&crate::sign_in::settings::SignInSettings>,
+    errors: &mut Vec<PathError>,
+) -> Option<String> {
+    let path = section
+        .path
+        .clone()
+        .unwrap_or_else(|| "/.portcullis/auth".to_owned());
+    if !crate::sign_in::settings::is_plain_absolute_path(&path) {
+        errors.push(PathError::new(
+            "forward_auth.path",
+            format!("`{path}` is not an absolute path without query (e.g. `/.portcullis/auth`)"),
+        ));
+        return None;
+    }
+    if sign_in.is_some_and(|settings| settings.is_reserved_path(&path)) {
+        errors.push(PathError::new(
+            "forward_auth.path",
+            format!("`{path}` is already a `browser_sign_in` path"),
+        ));
+        return None;
+    }
+    Some(path)
 }
 
 /// A route with `auth.sign_in` needs the `browser_sign_in` section, and its provider needs a

@@ -43,6 +43,9 @@ pub struct FileConfig {
     /// Browser sign-in (OIDC authorization code flow) for routes with `auth.sign_in`.
     #[serde(default)]
     pub browser_sign_in: Option<BrowserSignInFile>,
+    /// The forward-auth endpoint for nginx `auth_request`, Traefik and Caddy; off when absent.
+    #[serde(default)]
+    pub forward_auth: Option<ForwardAuthFile>,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
 }

@@ -1,7 +1,8 @@
 //! File schema of browser sign-in: the `browser_sign_in` section (paths, scopes, the session
-//! cookie and its keys) and the `client` block of an identity provider (the gateway as a
-//! confidential client of the realm). Plain serde structs, no behaviour; `crate::sign_in`
-//! compiles them.
+//! cookie and its keys), the `client` block of an identity provider (the gateway as a
+//! confidential client of the realm) and the `forward_auth` section (the gateway as the sign-in
+//! service of another proxy). Plain serde structs, no behaviour; `crate::sign_in` and
+//! `crate::compile` compile them.
 
 use super::units::ConfigDuration;
 use serde::Deserialize;
@@ -96,4 +97,15 @@ pub enum SessionStoreKind {
     Cookie,
     /// In Redis; the cookie holds an opaque id.
     Redis,
+}
+
+/// `forward_auth`: an endpoint that answers another proxy's auth subrequest (nginx
+/// `auth_request`, Traefik ForwardAuth, Caddy `forward_auth`) with the decision the gateway's
+/// routes make for the original request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAuthFile {
+    /// The endpoint's path (default `/.portcullis/auth`), answered on every host.
+    #[serde(default)]
+    pub path: Option<String>,
 }

@@ -128,7 +128,7 @@ pub async fn authenticate(
         }
         _ => {}
     }
-    if !is_browser_navigation(request) {
+    if !ctx.sign_in_redirects || !is_browser_navigation(request) {
         return Err(unauthenticated().into());
     }
     start_sign_in(request, ctx, snapshot, sign_in, provider, &cookies, now)

@@ -116,6 +116,9 @@ pub struct Context {
     pub response_cookies: Vec<String>,
     /// The access token of the request's browser session (for `pass_access_token`).
     pub session_access_token: Option<String>,
+    /// Whether a browser navigation without a session is redirected to sign in (off for an
+    /// nginx `auth_request` check, which can only pass on 2xx, 401 and 403).
+    pub sign_in_redirects: bool,
     /// How fast the request body arrives, from its first chunk (HTTP/1 only).
     pub body_pace: Option<BodyPace>,
     pub started: Instant,
@@ -141,6 +144,7 @@ impl Context {
             response_body: None,
             response_cookies: Vec::new(),
             session_access_token: None,
+            sign_in_redirects: true,
             body_pace: None,
             started: Instant::now(),
         }

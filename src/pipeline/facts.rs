@@ -46,12 +46,17 @@ pub struct RequestFacts {
 impl RequestFacts {
     /// Reads the facts of the session's request.
     pub fn read(session: &Session, trusted_proxies: &[ipnet::IpNet]) -> Self {
-        Self::of(
-            session.req_header(),
-            peer_ip(session),
-            is_tls(session),
-            trusted_proxies,
-        )
+        Self::read_as(session, session.req_header(), trusted_proxies)
+    }
+
+    /// The facts of `request` as if the session's peer had sent it (the original request of a
+    /// forward-auth check, rebuilt from the proxy's headers).
+    pub fn read_as(
+        session: &Session,
+        request: &RequestHeader,
+        trusted_proxies: &[ipnet::IpNet],
+    ) -> Self {
+        Self::of(request, peer_ip(session), is_tls(session), trusted_proxies)
     }
 
     /// The facts of `request` from `peer_ip`, over TLS or not.

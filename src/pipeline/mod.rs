@@ -9,6 +9,7 @@
 //! | [`guard`] → [`route`] → [`authenticate`] → [`rate_limit`] → [`body`] | the steps, one file each |
 //! | [`browser_session`] | authentication by session cookie, and the redirect to sign in |
 //! | [`sign_in_paths`] | the callback, logout and back-channel logout paths, answered before routing |
+//! | [`forward_auth`] | the verdict for another proxy's auth subrequest, on the same steps |
 //! | [`upstream_peer`] | target selection and connection outcomes |
 //! | [`forward`], [`strip`], [`rewrite`] | the upstream request (headers, path and query) and the response headers |
 //! | [`body`] | JSON body transformation in the body hooks |
@@ -24,6 +25,7 @@ pub mod context;
 pub mod facts;
 pub mod finish;
 pub mod forward;
+pub mod forward_auth;
 pub mod guard;
 pub mod rate_limit;
 pub mod rewrite;
@@ -102,9 +104,12 @@ impl ProxyHttp for Gateway {
         );
         ctx.facts = RequestFacts::read(session, &snapshot.config.trusted_proxies);
         let path = session.req_header().uri.path();
-        let outcome = match sign_in_paths::reserved(&snapshot, path) {
-            Some(which) => Err(sign_in_paths::serve(which, session, ctx, &snapshot).await),
-            None => steps::run(session.req_header(), ctx, &snapshot).await,
+        let outcome = if forward_auth::is_forward_auth(&snapshot, path) {
+            Err(forward_auth::serve(session, ctx, &snapshot).await)
+        } else if let Some(which) = sign_in_paths::reserved(&snapshot, path) {
+            Err(sign_in_paths::serve(which, session, ctx, &snapshot).await)
+        } else {
+            steps::run(session.req_header(), ctx, &snapshot).await
         };
         match outcome {
             Ok(()) => Ok(false),

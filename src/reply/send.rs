@@ -19,6 +19,12 @@ pub enum Reply {
     },
     /// `200` with an empty body (a back-channel logout was done).
     Done,
+    /// `200` with an empty body and the identity headers of an allowed request (the answer to
+    /// a forward-auth check), with `Set-Cookie` values when its session was renewed.
+    Allowed {
+        headers: Vec<(http::HeaderName, http::HeaderValue)>,
+        set_cookies: Vec<String>,
+    },
 }
 
 impl From<Denial> for Reply {
@@ -32,7 +38,7 @@ impl Reply {
         match self {
             Reply::Refusal(denial) => denial.status(),
             Reply::Redirect { .. } => 302,
-            Reply::Done => 200,
+            Reply::Done | Reply::Allowed { .. } => 200,
         }
     }
 
@@ -42,23 +48,38 @@ impl Reply {
             Reply::Refusal(denial) => denial.reason(),
             Reply::Redirect { .. } => "redirect",
             Reply::Done => "done",
+            Reply::Allowed { .. } => "allowed",
         }
     }
 }
 
 /// Writes `reply` to the client.
 pub async fn send_reply(session: &mut Session, reply: &Reply, request_id: &str) -> Result<()> {
-    let (status, location, set_cookies) = match reply {
+    let no_headers: &[(http::HeaderName, http::HeaderValue)] = &[];
+    let (status, location, set_cookies, headers) = match reply {
         Reply::Refusal(denial) => return send(session, denial, request_id).await,
         Reply::Redirect {
             location,
             set_cookies,
-        } => (302, Some(location.as_str()), set_cookies.as_slice()),
-        Reply::Done => (200, None, &[][..]),
+        } => (
+            302,
+            Some(location.as_str()),
+            set_cookies.as_slice(),
+            no_headers,
+        ),
+        Reply::Done => (200, None, &[][..], no_headers),
+        Reply::Allowed {
+            headers,
+            set_cookies,
+        } => (200, None, set_cookies.as_slice(), headers.as_slice()),
     };
-    let mut header = ResponseHeader::build(status, Some(4 + set_cookies.len()))?;
+    let capacity = 4 + set_cookies.len() + headers.len();
+    let mut header = ResponseHeader::build(status, Some(capacity))?;
     if let Some(location) = location {
         header.insert_header("location", location)?;
+    }
+    for (name, value) in headers {
+        header.append_header(name.clone(), value.clone())?;
     }
     for cookie in set_cookies {
         header.append_header("set-cookie", cookie.as_str())?;

@@ -58,6 +58,16 @@ impl SignInSettings {
     }
 }
 
+/// Whether `path` can be a path the gateway answers itself: absolute, not `//`, printable
+/// ASCII without query or fragment.
+pub fn is_plain_absolute_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
+}
+
 /// Compiles the section at `browser_sign_in`.
 pub fn compile_sign_in(
     file: &BrowserSignInFile,
@@ -67,12 +77,7 @@ pub fn compile_sign_in(
     let path_setting =
         |value: &Option<String>, default: &str, key: &str, errors: &mut Vec<PathError>| {
             let path = value.clone().unwrap_or_else(|| default.to_owned());
-            let valid = path.starts_with('/')
-                && !path.starts_with("//")
-                && path
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
-            if !valid {
+            if !is_plain_absolute_path(&path) {
                 errors.push(PathError::new(
                     format!("browser_sign_in.{key}"),
                     format!("`{path}` is not an absolute path without query (e.g. `{default}`)"),
