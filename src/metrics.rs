@@ -26,6 +26,7 @@ pub struct Metrics {
     pub jwks_last_success: GaugeVec,
     pub token_cache: IntCounterVec,
     pub sign_in_events: IntCounterVec,
+    pub sign_in_sessions: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -131,6 +132,11 @@ pub fn metrics() -> &'static Metrics {
             "portcullis_sign_in_events_total",
             "Browser sign-in events (start, callback, refresh, logout, backchannel_logout) by outcome",
             &["event", "outcome"]
+        )
+        .expect("metric registers once"),
+        sign_in_sessions: register_int_gauge!(
+            "portcullis_sign_in_active_sessions",
+            "Live browser sessions in the Redis session store (recounted at most every 15 s)"
         )
         .expect("metric registers once"),
     })

@@ -73,6 +73,7 @@ impl Snapshot {
                 settings,
                 config.provider_clients.clone(),
                 config.provider_names.clone(),
+                config.redis.as_ref(),
                 previous.and_then(|p| p.sign_in.as_deref()),
             ))
         });

@@ -64,14 +64,7 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String,
 
 /// The value of an unlabelled metric, or of one `reason` of the closed-connections counter.
 async fn metric(gateway: &GatewayProcess, line_start: &str) -> f64 {
-    let text = common::client()
-        .get(gateway.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gateway.metrics_text().await;
     text.lines()
         .find_map(|line| line.strip_prefix(line_start))
         .map_or(0.0, |value| value.trim().parse().unwrap())

@@ -149,14 +149,7 @@ async fn twenty_reloads_under_load_drop_nothing() {
             })
             .unwrap_or(false)
     }));
-    let metrics = http
-        .get(gateway.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gateway.metrics_text().await;
     assert!(
         metrics.contains("portcullis_config_reloads_total{result=\"success\"} 11"),
         "{metrics}"
@@ -199,14 +192,7 @@ async fn metrics_pass_promtool_and_readiness_is_reported() {
             .status(),
         200
     );
-    let metrics = http
-        .get(gateway.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gateway.metrics_text().await;
     for name in [
         "portcullis_requests_total",
         "portcullis_request_duration_seconds_bucket",

@@ -161,6 +161,17 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
         &rate_limits,
         &mut errors,
     );
+    let redis_sessions = file
+        .browser_sign_in
+        .as_ref()
+        .and_then(|section| section.session.store)
+        == Some(crate::config::file::SessionStoreKind::Redis);
+    if redis_sessions && file.redis.is_none() {
+        errors.push(PathError::new(
+            "browser_sign_in.session.store",
+            "`redis` keeps sessions in the Redis of the `redis` section, which is missing",
+        ));
+    }
     check_sign_in_routes(
         &file,
         &routes,

@@ -120,6 +120,19 @@ pub async fn authenticate(
                 }
             }
         }
+        SessionLookup::Unavailable(error) => {
+            tracing::warn!(%error, "the browser session could not be looked up");
+            metrics()
+                .sign_in_events
+                .with_label_values(&["session_lookup", "store_unavailable"])
+                .inc();
+            return Err(Denial::SignInFailed {
+                status: 503,
+                reason: "session_store_unavailable",
+                detail: error.to_string(),
+            }
+            .into());
+        }
         SessionLookup::Ended { why } => {
             metrics()
                 .sign_in_events

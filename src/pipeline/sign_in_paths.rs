@@ -100,7 +100,8 @@ pub async fn serve(
             }
             let cookies = cookie_headers(request);
             let origin = request_origin(request, ctx);
-            let redirect = logout::logout(sign_in, authenticator, &origin, &query, &cookies, now);
+            let redirect =
+                logout::logout(sign_in, authenticator, &origin, &query, &cookies, now).await;
             Reply::Redirect {
                 location: redirect.location,
                 set_cookies: redirect.set_cookies,
@@ -125,6 +126,15 @@ pub async fn serve(
                 .inc();
             match ended {
                 Ok(()) => Reply::Done,
+                Err(failure) if failure.is_unavailable() => {
+                    tracing::warn!(request_id = ctx.request_id.as_str(), detail = %failure.description, "back-channel logout could not reach the session store");
+                    Denial::SignInFailed {
+                        status: 503,
+                        reason: "session_store_unavailable",
+                        detail: failure.description,
+                    }
+                    .into()
+                }
                 Err(failure) => {
                     tracing::warn!(request_id = ctx.request_id.as_str(), reason = failure.reason.as_str(), detail = %failure.description, "back-channel logout refused");
                     Denial::InvalidLogoutToken {

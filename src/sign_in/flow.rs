@@ -6,7 +6,7 @@
 use super::cookie_jar;
 use super::provider_tokens::check_id_token;
 use super::redirect::{form_pairs, form_value, pkce_s256_challenge, random_url_token, with_query};
-use super::service::SignIn;
+use super::service::{SignIn, StartFailure};
 use super::session::{LoginState, Session};
 use super::token_endpoint;
 use crate::oidc::{AuthFailure, Authenticator};
@@ -48,6 +48,8 @@ pub enum SignInError {
     SessionTooLarge,
     /// The system's random generator failed: no state, nonce or verifier can be made.
     NoRandomness,
+    /// The Redis session store failed.
+    StoreUnavailable(String),
 }
 
 impl SignInError {
@@ -63,13 +65,16 @@ impl SignInError {
             SignInError::TokenRejected { .. } => "sign_in_token_rejected",
             SignInError::SessionTooLarge => "session_too_large",
             SignInError::NoRandomness => "sign_in_unavailable",
+            SignInError::StoreUnavailable(_) => "session_store_unavailable",
         }
     }
 
     /// The HTTP status: 503 while the provider is unknown, 502 when it failed us, 400 else.
     pub fn status(&self) -> u16 {
         match self {
-            SignInError::ProviderNotReady(_) | SignInError::NoRandomness => 503,
+            SignInError::ProviderNotReady(_)
+            | SignInError::NoRandomness
+            | SignInError::StoreUnavailable(_) => 503,
             SignInError::TokenExchange(_) | SignInError::SessionTooLarge => 502,
             _ => 400,
         }
@@ -87,6 +92,7 @@ impl SignInError {
             SignInError::TokenRejected { which, failure } => format!("the {which} from the sign-in was refused: {}: {}", failure.reason.as_str(), failure.description),
             SignInError::SessionTooLarge => "the session does not fit into cookies".into(),
             SignInError::NoRandomness => "the gateway cannot make random tokens right now".into(),
+            SignInError::StoreUnavailable(error) => error.clone(),
         }
     }
 }
@@ -270,8 +276,12 @@ pub async fn finish(
         last_seen: now,
     };
     let mut set_cookies = sign_in
-        .session_cookies(&session, cookie_headers, now)
-        .map_err(|_| SignInError::SessionTooLarge)?;
+        .start_session(&session, cookie_headers, now)
+        .await
+        .map_err(|failure| match failure {
+            StartFailure::TooLarge => SignInError::SessionTooLarge,
+            StartFailure::Unavailable(error) => SignInError::StoreUnavailable(error.to_string()),
+        })?;
     set_cookies.extend(cookie_jar::expire_cookie_values(
         &cookie_name,
         &sign_in.cookie_settings(),

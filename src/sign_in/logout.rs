@@ -4,19 +4,17 @@
 //! same-host page. At the back-channel path: the provider's signed logout token ends the
 //! sessions it names, on this instance, without the browser.
 
-use super::cookie_jar;
 use super::flow::Redirect;
 use super::provider_tokens::check_logout_token;
 use super::redirect::{form_pairs, form_value, safe_return_path, with_query};
 use super::service::SignIn;
-use super::session::Session;
 use crate::oidc::verify::split;
 use crate::oidc::{AuthFailure, AuthReason, Authenticator};
 use serde_json::Value;
 
 /// Logs the browser out: `origin` is `scheme://host` of the request, `query` its query string
 /// (`rd` names the same-host page to land on).
-pub fn logout(
+pub async fn logout(
     sign_in: &SignIn,
     authenticator: &Authenticator,
     origin: &str,
@@ -29,8 +27,7 @@ pub fn logout(
         .and_then(safe_return_path)
         .unwrap_or(&sign_in.settings.post_logout_path)
         .to_owned();
-    let session = cookie_jar::read_chunked(cookie_headers, &sign_in.settings.cookie)
-        .and_then(|sealed| Session::open(&sign_in.settings.keys, &sealed));
+    let session = sign_in.end_session(cookie_headers).await;
     let mut set_cookies = sign_in.clear_session_cookies(cookie_headers);
     set_cookies.dedup();
     let Some(session) = session else {
@@ -108,6 +105,10 @@ pub async fn backchannel_logout(
     let forget_at = now + sign_in.settings.lifetime.as_secs();
     if let Some(sid) = &target.sid {
         sign_in.revoked.revoke_sid(sid, now, forget_at);
+        // With the Redis store, every instance sees the session gone.
+        sign_in.store.end_sid(sid).await.map_err(|error| {
+            AuthFailure::new(AuthReason::ProviderUnavailable, error.to_string())
+        })?;
     } else if let Some(subject) = &target.subject {
         sign_in.revoked.revoke_subject(subject, now, forget_at);
     }

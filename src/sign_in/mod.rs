@@ -16,16 +16,20 @@
 //! | [`seal`] | AES-256-GCM sealing under rotating keys |
 //! | [`cookie_jar`] | cookies read, chunked, set, expired and stripped |
 //! | [`redirect`] | state and PKCE tokens, query strings, same-host return paths |
+//! | [`session_store`] | sessions in the cookie itself or in Redis behind an opaque id |
+//! | [`redis_sessions`] | the Redis side of server-side sessions |
 
 pub mod cookie_jar;
 pub mod flow;
 pub mod logout;
 pub mod provider_tokens;
 pub mod redirect;
+pub mod redis_sessions;
 pub mod refresh;
 pub mod revocation;
 pub mod seal;
 pub mod service;
 pub mod session;
+pub mod session_store;
 pub mod settings;
 pub mod token_endpoint;

@@ -4,14 +4,18 @@
 //! files answer the reserved paths.
 
 use super::cookie_jar::{self, CookieSettings};
+use super::redis_sessions::StoreUnavailable;
 use super::refresh::{RefreshFailure, RefreshFlights};
 use super::revocation::RevokedSessions;
 use super::session::{Session, SessionClock, SessionVerdict};
+use super::session_store::{CookieContent, SessionStore};
 use super::settings::SignInSettings;
 use super::token_endpoint;
 use crate::oidc::client::ClientCredentials;
 use crate::oidc::provider::Provider;
+use crate::ratelimit::RedisSettings;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// How many ended sessions (and subjects) are remembered at most.
 const REVOKED_CAPACITY: usize = 100_000;
@@ -26,6 +30,16 @@ pub struct SignIn {
     pub provider_names: Vec<String>,
     pub revoked: Arc<RevokedSessions>,
     refreshes: Arc<RefreshFlights>,
+    pub store: SessionStore,
+}
+
+/// Why a new session could not be kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartFailure {
+    /// It does not fit into the cookies a browser keeps.
+    TooLarge,
+    /// The Redis session store failed.
+    Unavailable(StoreUnavailable),
 }
 
 /// The session a request carries, and what became of it.
@@ -42,6 +56,8 @@ pub enum SessionLookup {
         provider: usize,
         set_cookies: Vec<String>,
     },
+    /// The Redis session store failed: nothing can be said about the session.
+    Unavailable(StoreUnavailable),
 }
 
 impl SignIn {
@@ -50,12 +66,14 @@ impl SignIn {
         settings: Arc<SignInSettings>,
         clients: Vec<Option<ClientCredentials>>,
         provider_names: Vec<String>,
+        redis: Option<&RedisSettings>,
         previous: Option<&SignIn>,
     ) -> SignIn {
         if !settings.secure_cookies {
             tracing::warn!("browser_sign_in.session.insecure_cookies is on: session cookies are sent without `Secure`, so they travel over plain HTTP; use this for local development only");
         }
         SignIn {
+            store: SessionStore::new(&settings, redis),
             settings,
             clients,
             provider_names,
@@ -94,29 +112,77 @@ impl SignIn {
             .saturating_sub(now)
     }
 
-    /// `Set-Cookie` values that store `session` (chunked when large), replacing what the
+    /// How long the store keeps `session` from `now`: until its idle or absolute deadline.
+    fn store_ttl(&self, session: &Session, now: u64) -> Duration {
+        let idle_end = session
+            .last_seen
+            .saturating_add(self.settings.idle_timeout.as_secs());
+        let lifetime_end = session
+            .created_at
+            .saturating_add(self.settings.lifetime.as_secs());
+        Duration::from_secs(idle_end.min(lifetime_end).saturating_sub(now))
+    }
+
+    /// `Set-Cookie` values that carry `content` (chunked when large), replacing what the
     /// request carried.
-    pub fn session_cookies(
+    fn cookie_for(
         &self,
+        content: &str,
         session: &Session,
         cookie_headers: &[&str],
         now: u64,
     ) -> Result<Vec<String>, cookie_jar::CookieTooLarge> {
-        let sealed = session.seal(&self.settings.keys);
         let chunks = cookie_jar::count_chunks(cookie_headers, &self.settings.cookie);
         cookie_jar::set_cookie_values(
             &self.settings.cookie,
-            &sealed,
+            content,
             self.cookie_max_age(session, now),
             &self.cookie_settings(),
             chunks,
         )
     }
 
+    /// Keeps a new session (signed in just now); returns the `Set-Cookie` values of its cookie.
+    pub async fn start_session(
+        &self,
+        session: &Session,
+        cookie_headers: &[&str],
+        now: u64,
+    ) -> Result<Vec<String>, StartFailure> {
+        let sealed = session.seal(&self.settings.keys);
+        let content = self
+            .store
+            .create(session, sealed, self.store_ttl(session, now), now)
+            .await
+            .map_err(StartFailure::Unavailable)?;
+        let value = match &content {
+            CookieContent::Sealed(sealed) => sealed,
+            CookieContent::Id(id) => id,
+        };
+        self.cookie_for(value, session, cookie_headers, now)
+            .map_err(|_| StartFailure::TooLarge)
+    }
+
     /// `Set-Cookie` values that remove the session cookie and its chunks.
     pub fn clear_session_cookies(&self, cookie_headers: &[&str]) -> Vec<String> {
         let chunks = cookie_jar::count_chunks(cookie_headers, &self.settings.cookie);
         cookie_jar::expire_cookie_values(&self.settings.cookie, &self.cookie_settings(), chunks)
+    }
+
+    /// Ends the request's session in the store (logout); returns it when it could be read.
+    pub async fn end_session(&self, cookie_headers: &[&str]) -> Option<Session> {
+        let cookie = cookie_jar::read_chunked(cookie_headers, &self.settings.cookie)?;
+        let sealed = match self.store.sealed(cookie.clone()).await {
+            Ok(sealed) => sealed,
+            Err(error) => {
+                tracing::warn!(%error, "logout: the session could not be read");
+                None
+            }
+        };
+        if let Err(error) = self.store.end(&cookie).await {
+            tracing::warn!(%error, "logout: the session could not be removed from the store");
+        }
+        Session::open(&self.settings.keys, sealed.as_deref()?)
     }
 
     /// The request's session: opened, checked against revocation and the clock, refreshed
@@ -127,8 +193,17 @@ impl SignIn {
         providers: &[Arc<Provider>],
         now: u64,
     ) -> SessionLookup {
-        let Some(sealed) = cookie_jar::read_chunked(cookie_headers, &self.settings.cookie) else {
+        let Some(cookie) = cookie_jar::read_chunked(cookie_headers, &self.settings.cookie) else {
             return SessionLookup::Absent;
+        };
+        let sealed = match self.store.sealed(cookie.clone()).await {
+            Ok(Some(sealed)) => sealed,
+            Ok(None) => {
+                return SessionLookup::Ended {
+                    why: "not_in_store",
+                }
+            }
+            Err(error) => return SessionLookup::Unavailable(error),
         };
         let Some(session) = Session::open(&self.settings.keys, &sealed) else {
             return SessionLookup::Ended { why: "unreadable" };
@@ -170,9 +245,19 @@ impl SignIn {
             }
         };
         let set_cookies = if changed {
-            match self.session_cookies(&session, cookie_headers, now) {
-                Ok(cookies) => cookies,
-                Err(_) => return SessionLookup::Ended { why: "too_large" },
+            let sealed = session.seal(&self.settings.keys);
+            let ttl = self.store_ttl(&session, now);
+            match self
+                .store
+                .update(&cookie, &session, &sealed, ttl, now)
+                .await
+            {
+                Ok(true) => match self.cookie_for(&sealed, &session, cookie_headers, now) {
+                    Ok(cookies) => cookies,
+                    Err(_) => return SessionLookup::Ended { why: "too_large" },
+                },
+                Ok(false) => Vec::new(),
+                Err(error) => return SessionLookup::Unavailable(error),
             }
         } else {
             Vec::new()

@@ -181,12 +181,6 @@ pub fn compile_sign_in(
         errors,
     );
     let store = session.store.unwrap_or(SessionStoreKind::Cookie);
-    if store == SessionStoreKind::Redis {
-        errors.push(PathError::new(
-            "browser_sign_in.session.store",
-            "`redis` session store is not available in this version; use `cookie` (sessions sealed into the cookie, logouts reach other instances through back-channel logout)",
-        ));
-    }
     if errors.len() > before {
         return None;
     }

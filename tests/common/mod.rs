@@ -260,6 +260,18 @@ impl GatewayProcess {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
+    /// The Prometheus exposition of the admin listener's `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.admin_port, path)
     }
