@@ -1,14 +1,18 @@
 //! Integration: browser sign-in against the development identity provider — the whole
 //! authorization code flow with PKCE as a browser walks it, the same rules for sessions and
 //! bearer tokens, 401 (never a redirect) for scripts, a callback that refuses a state it did not
-//! issue, tampered and chunked session cookies, and gateway cookies kept from every upstream.
+//! issue, tampered and chunked session cookies, gateway cookies kept from every upstream, and a
+//! client secret rotated through its file and a reload.
 
 mod common;
 
 use common::browser::{location, query_params, set_cookies, start, Browser, COOKIE};
-use common::mocks::echoed;
-use common::{client, problem, wait_until};
-use portcullis::dev::identity_provider::{DevUser, GATEWAY_CLIENT_ID};
+use common::mocks::{self, echoed};
+use common::{client, problem, wait_until, GatewayProcess};
+use portcullis::dev::identity_provider::{
+    DevClient, DevUser, GATEWAY_CLIENT_ID, GATEWAY_CLIENT_SECRET,
+};
+use portcullis::sign_in::seal::generate_key_base64;
 use std::time::Duration;
 
 #[tokio::test]
@@ -285,4 +289,61 @@ async fn the_access_token_goes_upstream_only_where_a_route_asks() {
         assert!(headers.get("authorization").is_none(), "{path}: {headers}");
         assert_eq!(headers["cookie"][0], "theme=dark", "{path}");
     }
+}
+
+#[tokio::test]
+async fn a_rotated_client_secret_file_takes_effect_with_a_reload() {
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("client-secret");
+    std::fs::write(&secret_file, format!("{GATEWAY_CLIENT_SECRET}\n")).unwrap();
+    let text = common::browser::config(&idp, upstream.addr(), &[&generate_key_base64()], "")
+        .replace(
+            &format!("secret: \"{GATEWAY_CLIENT_SECRET}\""),
+            &format!("secret_file: \"{}\"", secret_file.display()),
+        );
+    let gateway = GatewayProcess::start(&text);
+    let page = gateway.url("/app/_test/echo");
+    assert_eq!(
+        Browser::new()
+            .sign_in(&page, "alice", "alice")
+            .await
+            .status(),
+        200
+    );
+
+    // The secret is rotated at the provider: the code exchange fails until the file follows.
+    let rotated = "rotated-secret-4711";
+    idp.add_client("acme", DevClient::new(GATEWAY_CLIENT_ID, rotated));
+    let browser = Browser::new();
+    let authorization_url = location(&browser.navigate(&page).await);
+    let callback = location(
+        &browser
+            .log_in_at_provider(&authorization_url, "bob", "bob")
+            .await,
+    );
+    let failed = browser.navigate(&callback).await;
+    assert_eq!(failed.status(), 502);
+    assert_eq!(problem(failed).await["reason"], "token_exchange_failed");
+
+    std::fs::write(&secret_file, format!("{rotated}\n")).unwrap();
+    let reloaded = client()
+        .post(gateway.admin_url("/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reloaded.status(), 200);
+    assert_eq!(
+        Browser::new()
+            .sign_in(&page, "alice", "alice")
+            .await
+            .status(),
+        200
+    );
+    let log = gateway.log();
+    assert!(
+        !log.contains(rotated) && !log.contains(GATEWAY_CLIENT_SECRET),
+        "{log}"
+    );
 }
