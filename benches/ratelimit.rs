@@ -65,7 +65,7 @@ fn local_check(c: &mut Criterion) {
     let mut buf = String::with_capacity(64);
     let p = policy();
     c.bench_function("rate_key, client_id", |b| {
-        b.iter(|| black_box(rate_key(&p, Some(&identity), &headers, ip, &mut buf)))
+        b.iter(|| black_box(rate_key(&p.key, Some(&identity), &headers, ip, &mut buf)))
     });
 }
 

@@ -28,6 +28,8 @@ pub struct Snapshot {
     pub authenticator: Arc<Authenticator>,
     /// Every rate-limit policy of the configuration.
     pub rate_limiter: Arc<RateLimiter>,
+    /// The `concurrency` policies' slots (kept across reloads for unchanged policies).
+    pub concurrency: Arc<crate::ratelimit::ConcurrencyLimiter>,
     /// Browser sign-in, when `browser_sign_in` is configured (the compiler refuses a route
     /// with `auth.sign_in` without it).
     pub sign_in: Option<Arc<SignIn>>,
@@ -65,6 +67,10 @@ impl Snapshot {
             previous.map(|p| p.rate_limiter.as_ref()),
         ));
         sweep_idle_keys(&rate_limiter, control);
+        let concurrency = Arc::new(crate::ratelimit::ConcurrencyLimiter::new(
+            &config.concurrency_limits,
+            previous.map(|p| p.concurrency.as_ref()),
+        ));
         for upstream in &config.upstreams {
             upstream.start(control).await;
         }
@@ -81,6 +87,7 @@ impl Snapshot {
             config,
             authenticator: Arc::new(authenticator),
             rate_limiter,
+            concurrency,
             sign_in,
         })
     }

@@ -47,6 +47,8 @@ pub struct CompiledConfig {
     /// The path of the forward-auth endpoint, when `forward_auth` is configured.
     pub forward_auth_path: Option<String>,
     pub rate_limits: Vec<RateLimitPolicy>,
+    /// `concurrency: N` policies (routes refer to them by position).
+    pub concurrency_limits: Vec<crate::ratelimit::ConcurrencyPolicy>,
     pub redis: Option<crate::ratelimit::RedisSettings>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub error_detail: ErrorDetail,
@@ -142,6 +144,8 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
         .as_ref()
         .and_then(|section| compile_forward_auth(section, sign_in.as_deref(), &mut errors));
     let rate_limits = crate::ratelimit::compile_rate_limits(&file.rate_limits, &mut errors);
+    let concurrency_limits =
+        crate::ratelimit::compile_concurrency_limits(&file.rate_limits, &mut errors);
     let redis = file
         .redis
         .as_ref()
@@ -159,6 +163,7 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
         &upstreams,
         &provider_names,
         &rate_limits,
+        &concurrency_limits,
         &mut errors,
     );
     let redis_sessions = file
@@ -193,6 +198,7 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
             sign_in,
             forward_auth_path,
             rate_limits,
+            concurrency_limits,
             redis,
             trusted_proxies,
             error_detail: file.defaults.error_detail.unwrap_or(ErrorDetail::Full),

@@ -5,7 +5,7 @@ use super::route_auth::{compile_auth, RouteAuth};
 use crate::config::diagnostics::suggest;
 use crate::config::file::{FileConfig, RouteFile, StringOrList};
 use crate::config::PathError;
-use crate::ratelimit::RateLimitPolicy;
+use crate::ratelimit::{ConcurrencyPolicy, RateLimitPolicy};
 use crate::routing::{MethodSet, PathPattern, RouteMatcher, RouteTable};
 use crate::transform::{HeaderOps, JsonTransform};
 use crate::upstream::Upstream;
@@ -22,6 +22,8 @@ pub struct Route {
     pub auth: RouteAuth,
     /// Indexes into the snapshot's rate-limit policies.
     pub rate_limits: Vec<usize>,
+    /// Indexes into the snapshot's concurrency policies (`concurrency: N`).
+    pub concurrency_limits: Vec<usize>,
     pub request_headers: HeaderOps,
     pub response_headers: HeaderOps,
     pub request_json: Option<JsonTransform>,
@@ -42,6 +44,7 @@ impl std::fmt::Debug for Route {
             .field("upstream", &self.upstream.settings.name)
             .field("auth", &self.auth)
             .field("rate_limits", &self.rate_limits)
+            .field("concurrency_limits", &self.concurrency_limits)
             .finish_non_exhaustive()
     }
 }
@@ -52,6 +55,7 @@ pub fn compile_routes(
     upstreams: &[Arc<Upstream>],
     provider_names: &[String],
     rate_limits: &[RateLimitPolicy],
+    concurrency: &[ConcurrencyPolicy],
     errors: &mut Vec<PathError>,
 ) -> (Vec<Arc<Route>>, RouteTable) {
     let mut names = HashSet::new();
@@ -100,33 +104,37 @@ pub fn compile_routes(
             .as_ref()
             .map(|r| r.to_vec())
             .unwrap_or_default();
-        let rate_limit_indexes = rate_limit_names
-            .iter()
-            .enumerate()
-            .filter_map(|(i, name)| {
-                let found = rate_limits.iter().position(|p| &p.name == name);
-                if found.is_none() {
-                    let known: Vec<&str> = rate_limits.iter().map(|p| p.name.as_str()).collect();
-                    let item = if route
-                        .rate_limit
-                        .as_ref()
-                        .is_some_and(|r| matches!(r, StringOrList::One(_)))
-                    {
-                        format!("{path}.rate_limit")
-                    } else {
-                        format!("{path}.rate_limit[{i}]")
-                    };
-                    errors.push(PathError::new(
-                        item,
-                        format!(
-                            "unknown rate-limit policy `{name}`{}",
-                            suggest(name, &known)
-                        ),
-                    ));
-                }
-                found
-            })
-            .collect();
+        let mut rate_limit_indexes = Vec::new();
+        let mut concurrency_indexes = Vec::new();
+        for (i, name) in rate_limit_names.iter().enumerate() {
+            if let Some(found) = rate_limits.iter().position(|p| &p.name == name) {
+                rate_limit_indexes.push(found);
+            } else if let Some(found) = concurrency.iter().position(|p| &p.name == name) {
+                concurrency_indexes.push(found);
+            } else {
+                let known: Vec<&str> = rate_limits
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .chain(concurrency.iter().map(|p| p.name.as_str()))
+                    .collect();
+                let item = if route
+                    .rate_limit
+                    .as_ref()
+                    .is_some_and(|r| matches!(r, StringOrList::One(_)))
+                {
+                    format!("{path}.rate_limit")
+                } else {
+                    format!("{path}.rate_limit[{i}]")
+                };
+                errors.push(PathError::new(
+                    item,
+                    format!(
+                        "unknown rate-limit policy `{name}`{}",
+                        suggest(name, &known)
+                    ),
+                ));
+            }
+        }
         let request_headers = route.request.as_ref().map_or_else(HeaderOps::default, |r| {
             HeaderOps::compile(
                 &r.set_headers,
@@ -230,6 +238,7 @@ pub fn compile_routes(
             strip_prefix,
             auth,
             rate_limits: rate_limit_indexes,
+            concurrency_limits: concurrency_indexes,
             request_headers,
             response_headers,
             request_json,

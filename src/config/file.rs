@@ -308,7 +308,12 @@ pub enum HealthCheckKind {
 pub struct RateLimitFile {
     /// `client_id`, `subject`, `client_ip`, `claim:<path>`, `header:<name>`, or a list of them.
     pub key: StringOrList,
-    pub rate: RateSpec,
+    /// Requests per period; exactly one of `rate` and `concurrency`.
+    #[serde(default)]
+    pub rate: Option<RateSpec>,
+    /// At most this many requests of one key in flight at once (instead of `rate`).
+    #[serde(default)]
+    pub concurrency: Option<u64>,
     #[serde(default)]
     pub burst: Option<u64>,
     #[serde(default)]

@@ -116,6 +116,9 @@ pub struct Context {
     pub response_cookies: Vec<String>,
     /// The access token of the request's browser session (for `pass_access_token`).
     pub session_access_token: Option<String>,
+    /// Slots of `concurrency` policies, held until the request ends (dropping the context
+    /// releases them, whatever way the request ended).
+    pub concurrency_slots: Vec<crate::ratelimit::Slot>,
     /// Whether a browser navigation without a session is redirected to sign in (off for an
     /// nginx `auth_request` check, which can only pass on 2xx, 401 and 403).
     pub sign_in_redirects: bool,
@@ -145,6 +148,7 @@ impl Context {
             response_cookies: Vec::new(),
             session_access_token: None,
             sign_in_redirects: true,
+            concurrency_slots: Vec::new(),
             body_pace: None,
             started: Instant::now(),
         }

@@ -1,7 +1,9 @@
 //! Step 4, rate limits: checks every policy of the route (all must allow), answers 429 with
 //! `Retry-After` when one is exhausted, and keeps the `RateLimit-Policy` / `RateLimit` headers
-//! for the response of an admitted request. The limiter is part of the snapshot, so a route
-//! with a limit is always checked: there is no state in which a limit is skipped.
+//! for the response of an admitted request. Then the route's `concurrency` policies each give
+//! the request a slot, held in the context until the request ends, or refuse it (429,
+//! `Retry-After: 1`). The limiters are part of the snapshot, so a route with a limit is always
+//! checked: there is no state in which a limit is skipped.
 
 use super::context::{Context, RateLimitDecision};
 use crate::compile::Route;
@@ -18,7 +20,7 @@ pub async fn check(
     snapshot: &Snapshot,
     route: &Route,
 ) -> Result<(), Denial> {
-    if route.rate_limits.is_empty() {
+    if route.rate_limits.is_empty() && route.concurrency_limits.is_empty() {
         return Ok(());
     }
     let client_ip = ctx
@@ -62,7 +64,40 @@ pub async fn check(
         None => {
             ctx.rate_limit = RateLimitDecision::Allowed;
             ctx.rate_limit_headers = pairs;
-            Ok(())
+            take_slots(request, ctx, snapshot, route, client_ip, &mut key)
         }
     }
+}
+
+/// A slot of every `concurrency` policy of the route, or 429 for the first that is full (the
+/// slots already taken are given back at once).
+fn take_slots(
+    request: &RequestHeader,
+    ctx: &mut Context,
+    snapshot: &Snapshot,
+    route: &Route,
+    client_ip: IpAddr,
+    key: &mut String,
+) -> Result<(), Denial> {
+    for &index in &route.concurrency_limits {
+        let acquired = snapshot.concurrency.acquire(
+            index,
+            ctx.identity.as_deref(),
+            &request.headers,
+            client_ip,
+            key,
+        );
+        match acquired {
+            Ok(slot) => ctx.concurrency_slots.push(slot),
+            Err(full) => {
+                ctx.concurrency_slots.clear();
+                ctx.rate_limit = RateLimitDecision::Limited;
+                return Err(Denial::RateLimited {
+                    policy: full.policy.to_owned(),
+                    headers: vec![("retry-after", http::HeaderValue::from_static("1"))],
+                });
+            }
+        }
+    }
+    Ok(())
 }

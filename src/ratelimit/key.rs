@@ -31,10 +31,10 @@ pub enum KeySource {
     ClientIpFallback { missing_part: usize },
 }
 
-/// Writes the key of `policy` for this request into `out` (cleared first; reuse the buffer);
-/// `identity` is the verified token's, `None` for an anonymous request.
+/// Writes the key made of `parts` (a policy's `key`) for this request into `out` (cleared
+/// first; reuse the buffer); `identity` is the verified token's, `None` for an anonymous request.
 pub fn rate_key(
-    policy: &RateLimitPolicy,
+    parts: &[RateKeyPart],
     identity: Option<&Identity>,
     headers: &http::HeaderMap,
     client_ip: IpAddr,
@@ -42,7 +42,7 @@ pub fn rate_key(
 ) -> KeySource {
     out.clear();
     let claims = identity.map(Identity::claims);
-    for (index, part) in policy.key.iter().enumerate() {
+    for (index, part) in parts.iter().enumerate() {
         if index > 0 {
             out.push('|');
         }

@@ -5,11 +5,15 @@
 //! - `portcullis_redis_errors_total{kind}`: `timeout`, `connection`, `server`, `reply`, or
 //!   `unavailable` (skipped while the breaker is open).
 //! - `portcullis_redis_call_duration_seconds`: every Redis round trip, errors included.
+//! - `portcullis_concurrency_in_flight{policy}`: requests holding a slot of a `concurrency`
+//!   policy now (one label per policy, so the label set is bounded by the configuration).
 //!
 //! A name already taken in the registry is logged, never a panic: the metric then still counts,
 //! unexported.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+};
 use std::sync::LazyLock;
 
 static DECISIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -52,6 +56,24 @@ static REDIS_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
     register(Box::new(histogram.clone()));
     histogram
 });
+
+static IN_FLIGHT: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    let gauge = IntGaugeVec::new(
+        Opts::new(
+            "portcullis_concurrency_in_flight",
+            "Requests holding a slot of a concurrency policy",
+        ),
+        &["policy"],
+    )
+    .expect("static metric definition");
+    register(Box::new(gauge.clone()));
+    gauge
+});
+
+/// The in-flight gauge of concurrency policy `policy`.
+pub fn in_flight(policy: &str) -> IntGauge {
+    IN_FLIGHT.with_label_values(&[policy])
+}
 
 fn register(collector: Box<dyn prometheus::core::Collector>) {
     if let Err(error) = prometheus::register(collector) {

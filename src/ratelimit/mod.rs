@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`key`] | the request's key (`client_id`, `subject`, `claim:`, `header:`, `client_ip`, composites; fallback to the client address) and its tier |
 //! | [`gcra`] | the bucket arithmetic and the exact `burst` semantics |
+//! | [`concurrency`] | `concurrency: N` policies: requests in flight per key, released on drop |
 //! | [`local`] | the in-process store: sharded, exact, memory-bounded |
 //! | [`redis_store`] | the shared store: one Lua round trip, bounded latency, `on_error` |
 //! | [`decision`] | the [`Decision`] and the `RateLimit-Policy` / `RateLimit` / `Retry-After` headers |
@@ -19,6 +20,7 @@
 //! quota); the others count in process. A policy that needs Redis without a `redis` section
 //! counts in process (a warning is logged).
 
+pub mod concurrency;
 pub mod decision;
 pub mod gcra;
 pub mod key;
@@ -27,6 +29,7 @@ pub mod metrics;
 pub mod policy;
 pub mod redis_store;
 
+pub use concurrency::{compile_concurrency_limits, ConcurrencyLimiter, ConcurrencyPolicy, Slot};
 pub use decision::{rate_limit_headers, Decision, RateLimitHeaders};
 pub use gcra::Limit;
 pub use key::{choose_tier, rate_key, tier_rate, KeySource, TierChoice};
@@ -201,7 +204,7 @@ impl RateLimiter {
         key_buf: &mut String,
     ) -> Decision<'_> {
         let policy = &self.policies[index].policy;
-        rate_key(policy, identity, headers, client_ip, key_buf);
+        rate_key(&policy.key, identity, headers, client_ip, key_buf);
         let tier = choose_tier(policy, identity).index;
         self.check(index, key_buf, tier).await
     }

@@ -29,28 +29,35 @@ pub struct RateLimitPolicy {
     pub headers: bool,
 }
 
-/// Compiles every policy, in name order.
+/// Compiles every `rate` policy, in name order (`concurrency` policies are compiled by
+/// [`super::concurrency`]).
 pub fn compile_rate_limits(
     policies: &BTreeMap<String, RateLimitFile>,
     errors: &mut Vec<PathError>,
 ) -> Vec<RateLimitPolicy> {
     policies
         .iter()
-        .map(|(name, file)| {
+        .filter_map(|(name, file)| {
             let path = format!("rate_limits.{name}");
-            let key = file
-                .key
-                .to_vec()
-                .iter()
-                .enumerate()
-                .filter_map(|(i, part)| {
-                    parse_key_part(part)
-                        .map_err(|e| {
-                            errors.push(PathError::new(format!("{path}.key[{i}]"), e.to_string()))
-                        })
-                        .ok()
-                })
-                .collect();
+            let rate = match (file.rate, file.concurrency) {
+                (Some(rate), None) => rate,
+                (None, Some(_)) => return None,
+                (Some(_), Some(_)) => {
+                    errors.push(PathError::new(
+                        &path,
+                        "give `rate` or `concurrency`, not both (two policies can share a route)",
+                    ));
+                    return None;
+                }
+                (None, None) => {
+                    errors.push(PathError::new(
+                        &path,
+                        "needs `rate` (e.g. `100/s`) or `concurrency` (e.g. `4`)",
+                    ));
+                    return None;
+                }
+            };
+            let key = compile_key(file, &path, errors);
             let tiers = file
                 .tiers
                 .iter()
@@ -63,16 +70,34 @@ pub fn compile_rate_limits(
                     (rule, tier.rate, burst)
                 })
                 .collect();
-            check_rate(file.rate, &format!("{path}.rate"), errors);
-            RateLimitPolicy {
+            check_rate(rate, &format!("{path}.rate"), errors);
+            Some(RateLimitPolicy {
                 name: name.clone(),
                 key,
-                rate: file.rate,
+                rate,
                 burst: check_burst(file.burst, &format!("{path}.burst"), errors),
                 tiers,
                 store: file.store.unwrap_or(RateLimitStore::Local),
                 headers: file.headers.unwrap_or(true),
-            }
+            })
+        })
+        .collect()
+}
+
+/// The key parts of the policy at `path`.
+pub fn compile_key(
+    file: &RateLimitFile,
+    path: &str,
+    errors: &mut Vec<PathError>,
+) -> Vec<RateKeyPart> {
+    file.key
+        .to_vec()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, part)| {
+            parse_key_part(part)
+                .map_err(|e| errors.push(PathError::new(format!("{path}.key[{i}]"), e.to_string())))
+                .ok()
         })
         .collect()
 }

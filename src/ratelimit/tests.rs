@@ -39,7 +39,7 @@ fn key_of(yaml: &str, claims: Option<&Value>, headers: &HeaderMap) -> (String, K
     let policy = &policies(yaml)[0];
     let identity = claims.map(|c| Identity::from_claims(c.clone()));
     let mut out = String::from("stale");
-    let source = rate_key(policy, identity.as_ref(), headers, IP, &mut out);
+    let source = rate_key(&policy.key, identity.as_ref(), headers, IP, &mut out);
     (out, source)
 }
 
