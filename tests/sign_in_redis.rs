@@ -52,7 +52,7 @@ async fn two_instances_share_sessions_and_a_logout_at_one_ends_it_at_the_other()
     assert_eq!(id.len(), 43, "an opaque id, not a sealed session: {id}");
     assert_eq!(browser.cookie_names(&page), vec![COOKIE.to_owned()]);
     // Redis holds the session sealed, under a hash of the id.
-    let stored = redis_keys(&redis, "portcullis:session:*");
+    let stored = redis_keys(&redis, "portcullis:{sessions}:session:*");
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert!(!stored[0].contains(&id));
     let client_of_redis = redis::Client::open(redis.url()).unwrap();
@@ -80,7 +80,7 @@ async fn two_instances_share_sessions_and_a_logout_at_one_ends_it_at_the_other()
     browser.navigate(&end_session).await;
     browser.put_cookie(&other_page, COOKIE, Some(&id));
     assert_eq!(browser.fetch(&other_page).await.status(), 401);
-    assert!(redis_keys(&redis, "portcullis:session:*").is_empty());
+    assert!(redis_keys(&redis, "portcullis:{sessions}:session:*").is_empty());
 
     // Redis gone: a session cannot be looked up (503), a bearer token still works.
     assert_eq!(browser.sign_in(&page, "alice", "alice").await.status(), 200);

@@ -344,7 +344,12 @@ pub enum RateLimitStore {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisFile {
-    pub url: String,
+    /// One Redis: `redis://[user:password@]host[:port][/db]`. Exactly one of `url` and `cluster`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A Redis Cluster: seed node URLs (the others are discovered).
+    #[serde(default)]
+    pub cluster: Option<Vec<String>>,
     #[serde(default)]
     pub timeout: Option<ConfigDuration>,
     #[serde(default)]

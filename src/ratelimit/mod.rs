@@ -8,6 +8,8 @@
 //! | [`concurrency`] | `concurrency: N` policies: requests in flight per key, released on drop |
 //! | [`local`] | the in-process store: sharded, exact, memory-bounded |
 //! | [`redis_store`] | the shared store: one Lua round trip, bounded latency, `on_error` |
+//! | [`redis_settings`] | the `redis` section: one Redis or a cluster, timeout, `on_error` |
+//! | [`redis_connection`] | connections to one Redis or a Redis Cluster, made in the background |
 //! | [`decision`] | the [`Decision`] and the `RateLimit-Policy` / `RateLimit` / `Retry-After` headers |
 //! | [`metrics`] | decisions, Redis errors and latency |
 //!
@@ -27,6 +29,8 @@ pub mod key;
 pub mod local;
 pub mod metrics;
 pub mod policy;
+pub mod redis_connection;
+pub mod redis_settings;
 pub mod redis_store;
 
 pub use concurrency::{compile_concurrency_limits, ConcurrencyLimiter, ConcurrencyPolicy, Slot};
@@ -35,7 +39,8 @@ pub use gcra::Limit;
 pub use key::{choose_tier, rate_key, tier_rate, KeySource, TierChoice};
 pub use local::{Clock, LocalStore, ManualClock, MonotonicClock, DEFAULT_MAX_KEYS};
 pub use policy::{compile_rate_limits, RateKeyPart, RateLimitPolicy};
-pub use redis_store::{compile_redis, RedisSettings, RedisStore};
+pub use redis_settings::{compile_redis, RedisSettings, RedisTarget};
+pub use redis_store::RedisStore;
 
 use crate::config::file::{RateLimitStore, RedisOnError};
 use crate::policy::Identity;

@@ -18,96 +18,16 @@
 
 use super::gcra::Limit;
 use super::metrics;
-use crate::config::file::{RedisFile, RedisOnError};
-use crate::config::PathError;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use super::redis_connection::{ConnectionPool, RedisConnection};
+use super::redis_settings::RedisSettings;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
-/// Default per-call timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5);
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
 /// Consecutive failures that open the breaker.
 pub const BREAKER_THRESHOLD: u32 = 3;
 const BACKOFF_MIN_NS: u64 = 100_000_000;
 const BACKOFF_MAX_NS: u64 = 2_000_000_000;
 const MAX_KEY_BYTES: usize = 200;
-
-/// The validated `redis` section.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RedisSettings {
-    /// `redis://[user:password@]host[:port][/db]`.
-    pub url: String,
-    /// Bound on every call, connection included (default 5 ms).
-    pub timeout: Duration,
-    /// What a request gets when Redis fails: allowed (fail open) or denied (fail closed).
-    pub on_error: RedisOnError,
-    /// Multiplexed connections (default 1; each carries many concurrent calls).
-    pub pool_size: usize,
-}
-
-impl fmt::Debug for RedisSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = match url_password_span(&self.url) {
-            Some((start, end)) => format!("{}***{}", &self.url[..start], &self.url[end..]),
-            None => self.url.clone(),
-        };
-        f.debug_struct("RedisSettings")
-            .field("url", &url)
-            .field("timeout", &self.timeout)
-            .field("on_error", &self.on_error)
-            .field("pool_size", &self.pool_size)
-            .finish()
-    }
-}
-
-/// The byte range of the password in `scheme://user:password@host`, to redact it.
-fn url_password_span(url: &str) -> Option<(usize, usize)> {
-    let rest_start = url.find("://")? + 3;
-    let at = rest_start + url[rest_start..].find('@')?;
-    let colon = rest_start + url[rest_start..at].find(':')?;
-    Some((colon + 1, at))
-}
-
-/// Validates the `redis` section; problems are reported under `redis.*`.
-pub fn compile_redis(file: &RedisFile, errors: &mut Vec<PathError>) -> Option<RedisSettings> {
-    let before = errors.len();
-    let url = file.url.trim();
-    if url.starts_with("rediss://") {
-        errors.push(PathError::new(
-            "redis.url",
-            "rediss:// (TLS) is not supported by this build; use redis:// (e.g. over a local TLS tunnel)",
-        ));
-    } else if !url.starts_with("redis://") {
-        errors.push(PathError::new(
-            "redis.url",
-            format!("`{url}` is not a redis:// URL"),
-        ));
-    } else if let Err(e) = redis::Client::open(url) {
-        errors.push(PathError::new(
-            "redis.url",
-            format!("invalid Redis URL: {e}"),
-        ));
-    }
-    let timeout = file.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0);
-    if timeout.is_zero() || timeout > Duration::from_secs(1) {
-        errors.push(PathError::new(
-            "redis.timeout",
-            "must be more than 0 and at most 1s (a few ms is typical)",
-        ));
-    }
-    let pool_size = file.pool_size.unwrap_or(1);
-    if !(1..=64).contains(&pool_size) {
-        errors.push(PathError::new("redis.pool_size", "must be 1 to 64"));
-    }
-    (errors.len() == before).then(|| RedisSettings {
-        url: url.to_owned(),
-        timeout,
-        on_error: file.on_error.unwrap_or(RedisOnError::Allow),
-        pool_size,
-    })
-}
 
 /// Script result: `{allowed 0|1, remaining, reset_after µs, retry_after µs}`.
 const SCRIPT: &str = r#"
@@ -170,9 +90,7 @@ pub enum RedisStoreError {
 /// Connections, script and breaker for one Redis.
 pub struct RedisStore {
     settings: RedisSettings,
-    client: redis::Client,
-    pool: Vec<OnceLock<ConnectionManager>>,
-    next: AtomicUsize,
+    pool: ConnectionPool,
     script_sha: String,
     breaker: Breaker,
 }
@@ -188,14 +106,8 @@ impl fmt::Debug for RedisStore {
 impl RedisStore {
     /// Prepares the store; connects nothing yet (no runtime is needed).
     pub fn new(settings: RedisSettings) -> Result<Self, RedisStoreError> {
-        let client =
-            redis::Client::open(settings.url.as_str()).map_err(RedisStoreError::InvalidUrl)?;
         Ok(RedisStore {
-            pool: (0..settings.pool_size.max(1))
-                .map(|_| OnceLock::new())
-                .collect(),
-            client,
-            next: AtomicUsize::new(0),
+            pool: ConnectionPool::new(&settings).map_err(RedisStoreError::InvalidUrl)?,
             script_sha: redis::Script::new(SCRIPT).get_hash().to_owned(),
             breaker: Breaker::new(),
             settings,
@@ -242,7 +154,7 @@ impl RedisStore {
 
     async fn invoke(
         &self,
-        connection: &mut ConnectionManager,
+        connection: &mut RedisConnection,
         prefix: &str,
         key: &str,
         limit: &Limit,
@@ -289,33 +201,14 @@ impl RedisStore {
         }
     }
 
-    /// A connection from the pool, created (lazily connecting) on first use.
-    fn connection(&self) -> Option<ConnectionManager> {
-        let slot = &self.pool[self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len()];
-        if let Some(connection) = slot.get() {
-            return Some(connection.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(0)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(200))
-            .set_connection_timeout(Some(Duration::from_secs(1)));
-        match ConnectionManager::new_lazy_with_config(self.client.clone(), config) {
-            Ok(connection) => {
-                let connection = slot.get_or_init(|| connection).clone();
-                // Connect (and cache the script) in the background, off every request's path.
-                let mut warm = connection.clone();
-                let script = redis::Script::new(SCRIPT);
-                tokio::spawn(async move {
-                    let _ = script.prepare_invoke().load_async(&mut warm).await;
-                });
-                Some(connection)
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot create the Redis connection manager");
-                None
-            }
-        }
+    /// A connection from the pool; a new one loads the script in the background.
+    fn connection(&self) -> Option<RedisConnection> {
+        self.pool.get(|mut warm| {
+            let script = redis::Script::new(SCRIPT);
+            Some(tokio::spawn(async move {
+                let _ = script.prepare_invoke().load_async(&mut warm).await;
+            }))
+        })
     }
 }
 

@@ -90,10 +90,8 @@ fn free_port() -> u16 {
 
 fn settings(url: String, timeout_ms: u64, on_error: RedisOnError) -> RedisSettings {
     RedisSettings {
-        url,
-        timeout: Duration::from_millis(timeout_ms),
-        on_error,
         pool_size: 2,
+        ..RedisSettings::single(url, Duration::from_millis(timeout_ms), on_error)
     }
 }
 

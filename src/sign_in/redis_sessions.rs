@@ -2,30 +2,32 @@
 //! Redis and the cookie holds only an opaque random id, so a logout — at this instance, another
 //! one, or by the provider's back-channel call — ends the session on every instance at once.
 //!
-//! Keys (the id itself is never stored: a Redis dump yields no usable cookie):
-//! - `portcullis:session:{sha256(id)}` — the session, sealed with the session keys as in a
-//!   cookie (Redis holds no readable token), expiring at the idle or absolute deadline;
-//! - `portcullis:session-sid:{sid}` — the ids' hashes of one provider session, for back-channel
+//! Keys (the id itself is never stored: a Redis dump yields no usable cookie), all with the hash
+//! tag `{sessions}` so that they share one slot of a Redis Cluster (sessions are few next to
+//! rate-limit keys; one slot keeps every call single-node):
+//! - `portcullis:{sessions}:session:SHA256(id)` — the session, sealed with the session keys as
+//!   in a cookie (Redis holds no readable token), expiring at the idle or absolute deadline;
+//! - `portcullis:{sessions}:sid:SID` — the ids' hashes of one provider session, for back-channel
 //!   logout;
-//! - `portcullis:sessions` — a sorted set of hashes by expiry, for the active-sessions gauge.
+//! - `portcullis:{sessions}:expiry` — a sorted set of hashes by expiry, for the active-sessions
+//!   gauge.
 //!
 //! Every call is bounded by `redis.timeout`; a failure is [`StoreUnavailable`], which the request
 //! path answers with 503 (fail closed: no session is assumed valid or invalid without Redis).
 
 use crate::metrics::metrics;
+use crate::ratelimit::redis_connection::ConnectionPool;
 use crate::ratelimit::RedisSettings;
 use aws_lc_rs::digest;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::OnceCell;
 
 /// How often at most the active-sessions gauge is recounted.
 const GAUGE_INTERVAL_SECONDS: u64 = 15;
-const SESSION_PREFIX: &str = "portcullis:session:";
-const SID_PREFIX: &str = "portcullis:session-sid:";
-const EXPIRY_INDEX: &str = "portcullis:sessions";
+const SESSION_PREFIX: &str = "portcullis:{sessions}:session:";
+const SID_PREFIX: &str = "portcullis:{sessions}:sid:";
+const EXPIRY_INDEX: &str = "portcullis:{sessions}:expiry";
 
 /// Redis did not answer in time, refused, or answered something unusable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +41,7 @@ impl std::fmt::Display for StoreUnavailable {
 
 /// The Redis side of server-side sessions.
 pub struct RedisSessions {
-    client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    pool: ConnectionPool,
     timeout: Duration,
     gauge_counted_at: AtomicU64,
 }
@@ -77,28 +78,10 @@ impl RedisSessions {
     /// Prepares the store for the `redis` section; connects on first use.
     pub fn new(settings: &RedisSettings) -> Result<RedisSessions, StoreUnavailable> {
         Ok(RedisSessions {
-            client: redis::Client::open(settings.url.as_str()).map_err(failed)?,
-            connection: OnceCell::new(),
+            pool: ConnectionPool::new(settings).map_err(failed)?,
             timeout: settings.timeout,
             gauge_counted_at: AtomicU64::new(0),
         })
-    }
-
-    async fn connection(&self) -> Result<ConnectionManager, StoreUnavailable> {
-        let connect = || async {
-            let config = ConnectionManagerConfig::new()
-                .set_number_of_retries(0)
-                .set_connection_timeout(Some(self.timeout))
-                .set_response_timeout(Some(self.timeout));
-            ConnectionManager::new_with_config(self.client.clone(), config)
-                .await
-                .map_err(failed)
-        };
-        let connection =
-            tokio::time::timeout(self.timeout, self.connection.get_or_try_init(connect))
-                .await
-                .map_err(|_| StoreUnavailable("no connection in time".into()))??;
-        Ok(connection.clone())
     }
 
     /// Runs `pipeline` within the timeout.
@@ -106,7 +89,10 @@ impl RedisSessions {
         &self,
         pipeline: &redis::Pipeline,
     ) -> Result<T, StoreUnavailable> {
-        let mut connection = self.connection().await?;
+        let mut connection = self
+            .pool
+            .get(|_| None)
+            .ok_or_else(|| StoreUnavailable("no connection".into()))?;
         tokio::time::timeout(self.timeout, pipeline.query_async(&mut connection))
             .await
             .map_err(|_| StoreUnavailable("no answer in time".into()))?
@@ -133,7 +119,6 @@ impl RedisSessions {
         let sid_key = format!("{SID_PREFIX}{sid}");
         let mut pipeline = redis::pipe();
         pipeline
-            .atomic()
             .set_ex(format!("{SESSION_PREFIX}{hash}"), sealed, seconds)
             .ignore()
             .sadd(&sid_key, &hash)
@@ -164,7 +149,7 @@ impl RedisSessions {
         let sid_key = format!("{SID_PREFIX}{sid}");
         let (hashes,): (Vec<String>,) = self.run(redis::pipe().smembers(&sid_key)).await?;
         let mut pipeline = redis::pipe();
-        pipeline.atomic().del(&sid_key).ignore();
+        pipeline.del(&sid_key).ignore();
         for hash in &hashes {
             pipeline
                 .del(format!("{SESSION_PREFIX}{hash}"))

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod mocks;
+pub mod redis_cluster;
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
