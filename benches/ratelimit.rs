@@ -1,6 +1,8 @@
 //! Criterion benches of local rate limiting (target: < 100 ns for an uncontended check): the
 //! store alone, one key and 100,000 rotating keys; the whole `RateLimiter::check` (tier lookup,
-//! metrics); and key extraction from claims.
+//! metrics); key extraction from claims; the local share check of a `sync_interval` policy (what
+//! such a request costs instead of a Redis round trip); and a concurrency slot taken and given
+//! back.
 //!
 //! Run: `cargo bench --bench ratelimit`. Absolute numbers depend on the machine.
 
@@ -9,7 +11,8 @@ use futures_util::FutureExt;
 use portcullis::config::file::RateLimitStore;
 use portcullis::config::units::RateSpec;
 use portcullis::ratelimit::{rate_key, Limit, LocalStore, MonotonicClock, RateLimiter};
-use portcullis::ratelimit::{RateKeyPart, RateLimitPolicy};
+use portcullis::ratelimit::synced::SyncedStore;
+use portcullis::ratelimit::{ConcurrencyLimiter, ConcurrencyPolicy, RateKeyPart, RateLimitPolicy};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -28,6 +31,7 @@ fn policy() -> RateLimitPolicy {
         tiers: Vec::new(),
         store: RateLimitStore::Local,
         headers: true,
+        sync_interval: None,
     }
 }
 
@@ -69,5 +73,28 @@ fn local_check(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, local_check);
+fn synced_and_concurrency(c: &mut Criterion) {
+    let store = SyncedStore::new(Arc::new(MonotonicClock::new()), 1 << 20);
+    store.set_instances(3);
+    let limit = Limit::new(policy().rate, 0);
+    c.bench_function("synced share check, one key", |b| {
+        b.iter(|| black_box(store.check(black_box("client-42"), &limit, None)))
+    });
+    let concurrency = ConcurrencyLimiter::new(
+        &[ConcurrencyPolicy {
+            name: "bench_jobs".into(),
+            key: vec![RateKeyPart::ClientIp],
+            limit: 1_000_000,
+        }],
+        None,
+    );
+    let headers = http::HeaderMap::new();
+    let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+    let mut buf = String::with_capacity(64);
+    c.bench_function("concurrency slot, taken and released", |b| {
+        b.iter(|| black_box(concurrency.acquire(0, None, &headers, ip, &mut buf).is_ok()))
+    });
+}
+
+criterion_group!(benches, local_check, synced_and_concurrency);
 criterion_main!(benches);

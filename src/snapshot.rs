@@ -67,6 +67,7 @@ impl Snapshot {
             previous.map(|p| p.rate_limiter.as_ref()),
         ));
         sweep_idle_keys(&rate_limiter, control);
+        rate_limiter.start_sync(control);
         let concurrency = Arc::new(crate::ratelimit::ConcurrencyLimiter::new(
             &config.concurrency_limits,
             previous.map(|p| p.concurrency.as_ref()),

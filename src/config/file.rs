@@ -320,6 +320,10 @@ pub struct RateLimitFile {
     pub tiers: Vec<RateTierFile>,
     #[serde(default)]
     pub store: Option<RateLimitStore>,
+    /// With `store: redis`: count locally and reconcile with Redis every interval (absent or
+    /// `0`: one Redis round trip per request, exact).
+    #[serde(default)]
+    pub sync_interval: Option<ConfigDuration>,
     /// Send RateLimit-Policy / RateLimit headers (default true).
     #[serde(default)]
     pub headers: Option<bool>,

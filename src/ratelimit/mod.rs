@@ -10,6 +10,7 @@
 //! | [`redis_store`] | the shared store: one Lua round trip, bounded latency, `on_error` |
 //! | [`redis_settings`] | the `redis` section: one Redis or a cluster, timeout, `on_error` |
 //! | [`redis_connection`] | connections to one Redis or a Redis Cluster, made in the background |
+//! | [`synced`] | `sync_interval` policies: local shares of a global bucket, synced in batches |
 //! | [`decision`] | the [`Decision`] and the `RateLimit-Policy` / `RateLimit` / `Retry-After` headers |
 //! | [`metrics`] | decisions, Redis errors and latency |
 //!
@@ -32,6 +33,8 @@ pub mod policy;
 pub mod redis_connection;
 pub mod redis_settings;
 pub mod redis_store;
+pub mod sync_task;
+pub mod synced;
 
 pub use concurrency::{compile_concurrency_limits, ConcurrencyLimiter, ConcurrencyPolicy, Slot};
 pub use decision::{rate_limit_headers, Decision, RateLimitHeaders};
@@ -65,6 +68,12 @@ enum Backend {
     /// Keys are `prefix` + request key.
     Redis {
         prefix: String,
+    },
+    /// Counted locally, synced to Redis every `interval` (same keys as `Redis`).
+    Synced {
+        prefix: String,
+        store: Arc<synced::SyncedStore>,
+        interval: Duration,
     },
 }
 
@@ -124,11 +133,23 @@ impl RateLimiter {
         let policies = policies
             .iter()
             .map(|policy| {
-                let backend = match store_kind(policy, redis.is_some()) {
-                    StoreKind::Redis => Backend::Redis {
+                let backend = match (store_kind(policy, redis.is_some()), policy.sync_interval) {
+                    (StoreKind::Redis, Some(interval)) => Backend::Synced {
+                        prefix: redis_store::key_prefix(&policy.name),
+                        store: previous
+                            .and_then(|p| p.reusable_synced(policy))
+                            .unwrap_or_else(|| {
+                                Arc::new(synced::SyncedStore::new(
+                                    clock.clone(),
+                                    max_keys_per_policy,
+                                ))
+                            }),
+                        interval,
+                    },
+                    (StoreKind::Redis, None) => Backend::Redis {
                         prefix: redis_store::key_prefix(&policy.name),
                     },
-                    StoreKind::Local => {
+                    (StoreKind::Local, _) => {
                         let kept = previous.and_then(|p| p.reusable_store(policy));
                         Backend::Local(kept.unwrap_or_else(|| {
                             Arc::new(LocalStore::new(clock.clone(), max_keys_per_policy))
@@ -164,6 +185,40 @@ impl RateLimiter {
         })
     }
 
+    fn reusable_synced(&self, policy: &RateLimitPolicy) -> Option<Arc<synced::SyncedStore>> {
+        self.policies.iter().find_map(|state| match &state.backend {
+            Backend::Synced { store, .. }
+                if state.policy.name == policy.name && state.policy.key == policy.key =>
+            {
+                Some(store.clone())
+            }
+            _ => None,
+        })
+    }
+
+    /// Starts the background sync of every `sync_interval` policy on `runtime`; each stops
+    /// when this limiter is dropped.
+    pub fn start_sync(self: &Arc<Self>, runtime: &tokio::runtime::Handle) {
+        let Some(redis) = &self.redis else { return };
+        for state in &self.policies {
+            if let Backend::Synced {
+                prefix,
+                store,
+                interval,
+            } = &state.backend
+            {
+                let job = sync_task::SyncJob {
+                    store: store.clone(),
+                    redis: redis.clone(),
+                    prefix: prefix.clone(),
+                    interval: *interval,
+                    counters: metrics::SyncCounters::new(&state.policy.name),
+                };
+                sync_task::spawn(Arc::downgrade(self), job, runtime);
+            }
+        }
+    }
+
     /// The index of a policy by name (resolve it once, at config load).
     pub fn policy_index(&self, name: &str) -> Option<usize> {
         self.policies.iter().position(|s| s.policy.name == name)
@@ -187,7 +242,7 @@ impl RateLimiter {
     pub fn store_kind(&self, index: usize) -> StoreKind {
         match self.policies[index].backend {
             Backend::Local(_) => StoreKind::Local,
-            Backend::Redis { .. } => StoreKind::Redis,
+            Backend::Redis { .. } | Backend::Synced { .. } => StoreKind::Redis,
         }
     }
 
@@ -195,7 +250,7 @@ impl RateLimiter {
     pub fn local_store(&self, index: usize) -> Option<&Arc<LocalStore>> {
         match &self.policies.get(index)?.backend {
             Backend::Local(store) => Some(store),
-            Backend::Redis { .. } => None,
+            Backend::Redis { .. } | Backend::Synced { .. } => None,
         }
     }
 
@@ -239,6 +294,22 @@ impl RateLimiter {
                 decision.allowed = outcome.allowed;
                 decision.remaining = outcome.remaining;
                 decision.reset_after = Duration::from_nanos(outcome.reset_after_ns);
+                decision.retry_after =
+                    (!outcome.allowed).then(|| Duration::from_nanos(outcome.retry_after_ns));
+            }
+            Backend::Synced {
+                store, interval, ..
+            } => {
+                let deny = self
+                    .redis
+                    .as_ref()
+                    .is_some_and(|r| r.settings().on_error == RedisOnError::Deny);
+                let stale = deny.then(|| sync_task::stale_after(*interval).as_nanos() as u64);
+                let outcome = store.check(key, &limit, stale);
+                decision.allowed = outcome.allowed;
+                decision.remaining = outcome.remaining;
+                let used = limit.capacity.saturating_sub(outcome.remaining);
+                decision.reset_after = Duration::from_nanos(used.saturating_mul(limit.emission_ns));
                 decision.retry_after =
                     (!outcome.allowed).then(|| Duration::from_nanos(outcome.retry_after_ns));
             }

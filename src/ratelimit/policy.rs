@@ -6,6 +6,7 @@ use crate::config::units::RateSpec;
 use crate::config::PathError;
 use crate::policy::{compile_rule, Rule};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// What a rate limit is keyed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,9 @@ pub struct RateLimitPolicy {
     pub tiers: Vec<(Rule, RateSpec, u64)>,
     pub store: RateLimitStore,
     pub headers: bool,
+    /// `sync_interval`: counted locally, reconciled with Redis this often (see
+    /// [`super::synced`]); `None` for the exact one-round-trip mode.
+    pub sync_interval: Option<Duration>,
 }
 
 /// Compiles every `rate` policy, in name order (`concurrency` policies are compiled by
@@ -71,14 +75,31 @@ pub fn compile_rate_limits(
                 })
                 .collect();
             check_rate(rate, &format!("{path}.rate"), errors);
+            let store = file.store.unwrap_or(RateLimitStore::Local);
+            let sync_interval = file.sync_interval.map(|d| d.0).filter(|d| !d.is_zero());
+            if let Some(interval) = sync_interval {
+                if !(Duration::from_millis(1)..=Duration::from_secs(10)).contains(&interval) {
+                    errors.push(PathError::new(
+                        format!("{path}.sync_interval"),
+                        "must be 0 (exact) or 1ms to 10s (20ms is typical)",
+                    ));
+                }
+                if store != RateLimitStore::Redis {
+                    errors.push(PathError::new(
+                        format!("{path}.sync_interval"),
+                        "reconciles a `store: redis` limit; a local limit is exact already",
+                    ));
+                }
+            }
             Some(RateLimitPolicy {
                 name: name.clone(),
                 key,
                 rate,
                 burst: check_burst(file.burst, &format!("{path}.burst"), errors),
                 tiers,
-                store: file.store.unwrap_or(RateLimitStore::Local),
+                store,
                 headers: file.headers.unwrap_or(true),
+                sync_interval,
             })
         })
         .collect()

@@ -22,7 +22,7 @@ use super::redis_connection::{ConnectionPool, RedisConnection};
 use super::redis_settings::RedisSettings;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 /// Consecutive failures that open the breaker.
 pub const BREAKER_THRESHOLD: u32 = 3;
 const BACKOFF_MIN_NS: u64 = 100_000_000;
@@ -46,6 +46,31 @@ local used = new_tat - now
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil(used / 1000))
 return {1, math.floor((window - used) / emission + 1e-6), math.ceil(used), 0}
 "#;
+
+/// Sync script: adds `n` admissions (already made) to the key's TAT and returns the backlog
+/// `tat - now` in µs. `{emission µs, n}`; the key expires when its bucket is full again.
+const SYNC_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local emission = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat < now then tat = now end
+if n > 0 then
+  tat = tat + n * emission
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+end
+return math.ceil(tat - now)
+"#;
+
+/// What one sync of a policy learnt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncAnswer {
+    /// The budget left for each delta's key, in requests (negative: the fleet is in debt).
+    pub available: Vec<f64>,
+    /// Instances that synced this policy within the heartbeat window.
+    pub instances: u64,
+}
 
 /// The answer from Redis, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +224,70 @@ impl RedisStore {
             }
             Err(_) => Err(RedisFailure::Connection),
         }
+    }
+
+    /// One batched call for a synced policy: every key's admissions since the last sync, and
+    /// this instance's heartbeat (`instance`, seen within `heartbeat`). Bounded by `deadline`.
+    pub async fn sync(
+        &self,
+        prefix: &str,
+        deltas: &[super::synced::Delta],
+        instance: &str,
+        heartbeat: Duration,
+        deadline: Duration,
+    ) -> Result<SyncAnswer, RedisFailure> {
+        let Some(mut connection) = self.connection() else {
+            return Err(RedisFailure::Connection);
+        };
+        let emission_us = |limit: &Limit| limit.emission_ns as f64 / 1000.0;
+        let mut pipeline = redis::pipe();
+        for delta in deltas {
+            pipeline
+                .cmd("EVAL")
+                .arg(SYNC_SCRIPT)
+                .arg(1)
+                .arg(redis_key(prefix, &delta.key))
+                .arg(emission_us(&delta.limit))
+                .arg(delta.admitted);
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let members = format!("{prefix}|instances");
+        let window_ms = heartbeat.as_millis() as u64;
+        pipeline
+            .zadd(&members, instance, now_ms)
+            .ignore()
+            .zrembyscore(&members, 0, now_ms.saturating_sub(window_ms))
+            .ignore()
+            .zcard(&members)
+            .pexpire(&members, (window_ms * 2) as i64)
+            .ignore();
+        let started = Instant::now();
+        let reply =
+            tokio::time::timeout(deadline, pipeline.query_async::<Vec<i64>>(&mut connection)).await;
+        metrics::redis_call(started.elapsed().as_secs_f64());
+        let values = match reply {
+            Ok(Ok(values)) if values.len() == deltas.len() + 1 => values,
+            Ok(Ok(_)) => Err(RedisFailure::Reply)?,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "rate-limit sync failed");
+                Err(RedisFailure::Connection)?
+            }
+            Err(_) => Err(RedisFailure::Timeout)?,
+        };
+        let available = values[..deltas.len()]
+            .iter()
+            .zip(deltas)
+            .map(|(&backlog_us, delta)| {
+                let emission = emission_us(&delta.limit);
+                delta.limit.capacity as f64 - backlog_us as f64 / emission
+            })
+            .collect();
+        Ok(SyncAnswer {
+            available,
+            instances: values[deltas.len()].max(1) as u64,
+        })
     }
 
     /// A connection from the pool; a new one loads the script in the background.

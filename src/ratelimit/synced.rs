@@ -1,0 +1,241 @@
+//! Pre-aggregated global limits (`sync_interval: D` on a `store: redis` policy): each instance
+//! admits against its local view of the global bucket and reconciles with Redis every `D` in
+//! one batched call carrying the admissions of every key that changed. No request waits on Redis.
+//!
+//! **Algorithm (GCRA with local shares).** Redis keeps the global TAT of each key, exactly as in
+//! the one-round-trip mode (the two modes share keys and can be switched by a reload). At each
+//! sync an instance adds its pending admissions `n` to the global TAT unconditionally
+//! (`tat = max(tat, now) + n·T`) and reads back the backlog `B = tat − now`, hence the budget
+//! left `A = capacity − B/T` (negative when the fleet is in debt). With `N` live instances (each
+//! sync refreshes a heartbeat; `N` counts those seen within `max(1 s, 5·D)`), an instance may then
+//! admit, until its next sync, its share of that budget — less what the others admitted and have
+//! not synced yet, estimated as `(N−1)·n` (as many as this instance just sent) — plus its share
+//! of the refill:
+//!
+//! ```text
+//! allowance(t) = (A − (N−1)·n)/N + (t − t_sync)/(T·N)   admit while admitted_since_sync < allowance(t)
+//! ```
+//!
+//! A key new to an instance starts from `capacity/N` (a cold fleet shares one full bucket). One
+//! busy instance among idle ones still reaches the full rate within a few intervals (its share of
+//! the refill plus the budget the idle ones leave), but its first burst is `capacity/N`.
+//!
+//! **Bound on over-admission.** Every admission reaches the global TAT within one interval, and
+//! a global debt is paid back by smaller allowances, so over any period the fleet admits at most
+//! what an exact limiter admits (`rate·time + capacity`) plus the admissions not yet synced: at
+//! most `N` instances × one interval's allowance, i.e. about `rate·D + capacity/N` when the limit
+//! binds. The transient error (instances syncing at different instants, `N` changing) is at most
+//! `(N−1)/N · rate · D` per interval and is repaid within the next intervals. Example: 3 instances,
+//! 3000/s, `D` = 20 ms: ≤ 60 requests beyond an exact limiter at any time, 0.2 % of 10 s.
+//!
+//! **Redis unavailable.** Pending admissions stay pending (sent with the next successful sync);
+//! allowances keep growing at `rate/N`, so each instance limits itself to its share. With
+//! `on_error: deny`, a key whose last sync is older than `max(1 s, 50·D)` is refused instead.
+//!
+//! **Memory.** At most `max_keys` keys (64 shards); a full shard forgets a key without pending
+//! admissions (its next request starts from a fresh share of a full bucket).
+
+use super::gcra::Limit;
+use super::local::Clock;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+const SHARDS: usize = 64;
+
+/// One key's local view.
+#[derive(Debug, Clone, Copy)]
+struct Share {
+    /// Admitted here and not yet taken by a sync.
+    pending: u64,
+    /// Taken by the sync in flight, not yet answered.
+    in_flight: u64,
+    /// This instance's share of the budget at the last answer (requests; may be negative).
+    base: f64,
+    /// Local clock (ns) of the last answer (or of the first request).
+    synced_at: u64,
+    /// Admitted here since the last answer (what the allowance is compared with).
+    used: u64,
+    /// Refused since the last sync: the key wants a fresh budget even without admissions.
+    wanted: bool,
+    /// The bucket of the last request (its tier's rate).
+    limit: Limit,
+}
+
+/// The local decision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SyncedOutcome {
+    pub allowed: bool,
+    /// Requests this instance may still admit now.
+    pub remaining: u64,
+    /// Until one more request fits the local allowance (0 when allowed).
+    pub retry_after_ns: u64,
+}
+
+/// One key's admissions, taken for a sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delta {
+    pub key: String,
+    pub admitted: u64,
+    /// The key's bucket (the rate of its tier).
+    pub limit: Limit,
+}
+
+/// The per-key shares of one synced policy.
+pub struct SyncedStore {
+    shards: Box<[Mutex<HashMap<String, Share>>]>,
+    hasher: RandomState,
+    clock: Arc<dyn Clock>,
+    max_per_shard: usize,
+    /// Live instances (at least 1), from the last sync.
+    instances: AtomicU64,
+}
+
+impl std::fmt::Debug for SyncedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncedStore")
+            .field("instances", &self.instances())
+            .finish()
+    }
+}
+
+impl SyncedStore {
+    pub fn new(clock: Arc<dyn Clock>, max_keys: usize) -> SyncedStore {
+        SyncedStore {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            clock,
+            max_per_shard: max_keys.div_ceil(SHARDS).max(1),
+            instances: AtomicU64::new(1),
+        }
+    }
+
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, Share>> {
+        let index = (self.hasher.hash_one(key) >> 32) as usize % SHARDS;
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn instances(&self) -> u64 {
+        self.instances.load(Ordering::Relaxed).max(1)
+    }
+
+    /// Records how many instances share the limits (from the heartbeat of a sync).
+    pub fn set_instances(&self, instances: u64) {
+        self.instances.store(instances.max(1), Ordering::Relaxed);
+    }
+
+    /// Decides one request for `key` locally; `stale_after_ns` (with `on_error: deny`) refuses
+    /// a key whose last answer is older.
+    pub fn check(&self, key: &str, limit: &Limit, stale_after_ns: Option<u64>) -> SyncedOutcome {
+        let now = self.clock.now_ns();
+        let instances = self.instances() as f64;
+        let mut shard = self.shard(key);
+        if !shard.contains_key(key) && shard.len() >= self.max_per_shard {
+            let idle = shard
+                .iter()
+                .find(|(_, s)| s.pending == 0 && s.in_flight == 0)
+                .map(|(k, _)| k.clone());
+            if let Some(idle) = idle {
+                shard.remove(&idle);
+            }
+        }
+        let share = shard.entry(key.to_owned()).or_insert(Share {
+            pending: 0,
+            in_flight: 0,
+            base: limit.capacity as f64 / instances,
+            synced_at: now,
+            used: 0,
+            wanted: false,
+            limit: *limit,
+        });
+        share.limit = *limit;
+        let emission = limit.emission_ns as f64;
+        let elapsed = now.saturating_sub(share.synced_at);
+        let allowance = share.base + elapsed as f64 / (emission * instances);
+        let stale = stale_after_ns.is_some_and(|limit| elapsed > limit);
+        if !stale && (share.used + 1) as f64 <= allowance {
+            share.used += 1;
+            share.pending += 1;
+            return SyncedOutcome {
+                allowed: true,
+                remaining: (allowance - share.used as f64).max(0.0) as u64,
+                retry_after_ns: 0,
+            };
+        }
+        share.wanted = true;
+        let missing = ((share.used + 1) as f64 - allowance).max(0.0);
+        SyncedOutcome {
+            allowed: false,
+            remaining: 0,
+            retry_after_ns: (missing * emission * instances).ceil().max(1.0) as u64,
+        }
+    }
+
+    /// Takes the admissions of every key that changed (and of refused keys, with 0) for a sync.
+    pub fn take(&self) -> Vec<Delta> {
+        let mut deltas = Vec::new();
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            for (key, share) in shard.iter_mut() {
+                if share.pending > 0 || share.wanted {
+                    deltas.push(Delta {
+                        key: key.clone(),
+                        admitted: share.pending,
+                        limit: share.limit,
+                    });
+                    share.in_flight += share.pending;
+                    share.pending = 0;
+                    share.wanted = false;
+                }
+            }
+        }
+        deltas
+    }
+
+    /// Applies Redis' answer for `key`: the budget `available` (requests, after every delta
+    /// synced so far, ours included).
+    pub fn answer(&self, key: &str, available: f64) {
+        let now = self.clock.now_ns();
+        let instances = self.instances() as f64;
+        let mut shard = self.shard(key);
+        if let Some(share) = shard.get_mut(key) {
+            // The others' admissions since their own last sync are not in the answer yet;
+            // assume each admitted as many as this instance just sent.
+            let others_unsynced = (instances - 1.0) * share.in_flight as f64;
+            share.in_flight = 0;
+            share.base = (available - others_unsynced) / instances;
+            share.synced_at = now;
+            // Admitted while the sync was in flight: not in Redis' answer yet.
+            share.used = share.pending;
+        }
+    }
+
+    /// A sync failed: its admissions go back to pending, to be sent with the next one.
+    pub fn failed(&self, deltas: &[Delta]) {
+        for delta in deltas {
+            let mut shard = self.shard(&delta.key);
+            if let Some(share) = shard.get_mut(&delta.key) {
+                share.pending += delta.admitted;
+                share.in_flight = share.in_flight.saturating_sub(delta.admitted);
+            }
+        }
+    }
+
+    /// Keys held (for tests and the memory bound).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,173 @@
+//! The local shares of synced limits, on a manual clock, with Redis simulated as one TAT.
+
+use super::*;
+use crate::config::units::RateSpec;
+use crate::ratelimit::ManualClock;
+use std::time::Duration;
+
+fn limit(count: u64) -> Limit {
+    Limit::new(
+        RateSpec {
+            count,
+            period: Duration::from_secs(1),
+        },
+        0,
+    )
+}
+
+/// A fleet of `n` stores sharing one simulated global TAT (µs arithmetic as in the script).
+struct Fleet {
+    clock: Arc<ManualClock>,
+    stores: Vec<SyncedStore>,
+    tat_ns: u64,
+}
+
+impl Fleet {
+    fn new(n: usize) -> Fleet {
+        let clock = Arc::new(ManualClock::new());
+        let stores = (0..n)
+            .map(|_| {
+                let store = SyncedStore::new(clock.clone(), 1000);
+                store.set_instances(n as u64);
+                store
+            })
+            .collect();
+        Fleet {
+            clock,
+            stores,
+            tat_ns: 0,
+        }
+    }
+
+    /// One sync of store `i`: its deltas added to the TAT, the budget answered.
+    fn sync(&mut self, i: usize, limit: &Limit) {
+        let now = self.clock.now_ns();
+        for delta in self.stores[i].take() {
+            self.tat_ns = self.tat_ns.max(now) + delta.admitted * limit.emission_ns;
+            let backlog = self.tat_ns.saturating_sub(now) as f64;
+            let available = limit.capacity as f64 - backlog / limit.emission_ns as f64;
+            self.stores[i].answer(&delta.key, available);
+        }
+    }
+}
+
+#[test]
+fn a_cold_fleet_shares_one_full_bucket() {
+    let limit = limit(300);
+    let fleet = Fleet::new(3);
+    let admitted: usize = fleet
+        .stores
+        .iter()
+        .map(|s| {
+            (0..1000)
+                .filter(|_| s.check("k", &limit, None).allowed)
+                .count()
+        })
+        .sum();
+    assert_eq!(
+        admitted, 300,
+        "the shares add up to the capacity, not 3 x 300"
+    );
+}
+
+#[test]
+fn under_overload_the_fleet_admits_the_global_rate_within_one_interval() {
+    let limit = limit(3000);
+    let mut fleet = Fleet::new(3);
+    let step = Duration::from_millis(1);
+    let interval = 20;
+    let mut admitted = 0u64;
+    // 10 s, every instance offered 10 requests a millisecond (30000/s against 3000/s), the
+    // instances syncing every 20 ms at different phases.
+    for ms in 0..10_000u64 {
+        fleet.clock.advance(step);
+        for (i, store) in fleet.stores.iter().enumerate() {
+            admitted += (0..10)
+                .filter(|_| store.check("k", &limit, None).allowed)
+                .count() as u64;
+            let _ = i;
+        }
+        for i in 0..3 {
+            if ms % interval == (i as u64 * 7) % interval {
+                fleet.sync(i, &limit);
+            }
+        }
+    }
+    let exact = 3000 * 10 + limit.capacity;
+    let over = admitted as f64 / exact as f64 - 1.0;
+    assert!(
+        over <= 0.01,
+        "admitted {admitted}, exact {exact}: over-admission {over:.4}"
+    );
+    assert!(
+        over >= -0.05,
+        "admitted {admitted}, exact {exact}: under-admission {over:.4}"
+    );
+}
+
+#[test]
+fn one_busy_instance_of_three_gets_the_whole_rate() {
+    let limit = limit(1000);
+    let mut fleet = Fleet::new(3);
+    let mut admitted = 0u64;
+    for ms in 0..5_000u64 {
+        fleet.clock.advance(Duration::from_millis(1));
+        admitted += (0..5)
+            .filter(|_| fleet.stores[0].check("k", &limit, None).allowed)
+            .count() as u64;
+        if ms % 20 == 0 {
+            fleet.sync(0, &limit);
+        }
+    }
+    let exact = 1000 * 5 + limit.capacity;
+    assert!(
+        admitted as f64 >= 0.9 * exact as f64,
+        "{admitted} of {exact}"
+    );
+    assert!(admitted <= exact + 20, "{admitted} of {exact}");
+}
+
+#[test]
+fn a_failed_sync_keeps_its_admissions_and_stale_keys_can_be_refused() {
+    let limit = limit(100);
+    let clock = Arc::new(ManualClock::new());
+    let store = SyncedStore::new(clock.clone(), 1000);
+    assert!(store.check("k", &limit, None).allowed);
+    assert!(store.check("k", &limit, None).allowed);
+    let taken = store.take();
+    assert_eq!(
+        taken,
+        vec![Delta {
+            key: "k".into(),
+            admitted: 2,
+            limit
+        }]
+    );
+    store.failed(&taken);
+    assert_eq!(store.take()[0].admitted, 2, "sent again with the next sync");
+    clock.advance(Duration::from_secs(2));
+    assert!(
+        !store.check("k", &limit, Some(1_000_000_000)).allowed,
+        "stale: refused"
+    );
+    assert!(
+        store.check("k", &limit, None).allowed,
+        "on_error allow: the local share goes on"
+    );
+}
+
+#[test]
+fn memory_is_bounded_by_max_keys() {
+    let limit = limit(10);
+    let store = SyncedStore::new(Arc::new(ManualClock::new()), 640);
+    for i in 0..10_000 {
+        store.check(&format!("key-{i}"), &limit, None);
+        if i % 100 == 0 {
+            for delta in store.take() {
+                store.answer(&delta.key, 10.0);
+            }
+        }
+    }
+    // Keys admitted since the last sync cannot be forgotten: at most 100 of them here.
+    assert!(store.len() <= 640 + 100, "{}", store.len());
+}

@@ -1,0 +1,134 @@
+//! Integration: pre-aggregated global limits (`sync_interval`) with a real Redis — three gateways
+//! share one limit through local shares reconciled every 20 ms: the fleet admits about the limit
+//! (not three times it), Redis sees a handful of batched calls instead of one script per
+//! request, and a Redis that goes away leaves each instance limiting itself to its share.
+
+mod common;
+
+use common::{client, mocks, GatewayProcess, RedisProcess};
+use futures_util::future::join_all;
+
+fn config(upstream: std::net::SocketAddr, redis: &RedisProcess) -> String {
+    format!(
+        r#"
+server:
+  listen: ["127.0.0.1:{{port}}"]
+  threads: 2
+admin:
+  listen: "127.0.0.1:{{admin_port}}"
+redis:
+  url: "{redis}"
+  timeout: 200ms
+upstreams:
+  api:
+    targets: ["{upstream}"]
+rate_limits:
+  global_per_client:
+    key: header:X-Client
+    rate: 60/min
+    store: redis
+    sync_interval: 20ms
+routes:
+  - name: api
+    match: {{ path_prefix: / }}
+    upstream: api
+    auth: none
+    rate_limit: global_per_client
+"#,
+        redis = redis.url()
+    )
+}
+
+fn redis_command(redis: &RedisProcess, args: &[&str]) -> String {
+    let output = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Calls of `command` Redis has served since the last reset, from `INFO commandstats`.
+fn calls(redis: &RedisProcess, command: &str) -> u64 {
+    let stats = redis_command(redis, &["info", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+async fn admitted(gateways: &[GatewayProcess], client_id: &str, each: usize) -> usize {
+    let http = client();
+    let requests = gateways.iter().flat_map(|gateway| {
+        let http = http.clone();
+        (0..each).map(move |_| {
+            let request = http
+                .get(gateway.url("/_test/echo"))
+                .header("x-client", client_id)
+                .send();
+            async move { request.await.unwrap().status().as_u16() }
+        })
+    });
+    join_all(requests)
+        .await
+        .into_iter()
+        .filter(|s| *s == 200)
+        .count()
+}
+
+#[tokio::test]
+async fn three_gateways_share_one_limit_with_a_few_batched_redis_calls() {
+    let upstream = mocks::upstream("api");
+    let mut redis = RedisProcess::start();
+    let text = config(upstream.addr(), &redis);
+    let gateways: Vec<GatewayProcess> = (0..3).map(|_| GatewayProcess::start(&text)).collect();
+    // Each instance learns from its heartbeats that three share the limit.
+    for gateway in &gateways {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !gateway
+            .metrics_text()
+            .await
+            .contains("portcullis_ratelimit_sync_instances{policy=\"global_per_client\"} 3")
+        {
+            assert!(std::time::Instant::now() < deadline, "{}", gateway.log());
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    redis_command(&redis, &["config", "resetstat"]);
+
+    // 150 requests against a bucket of 60: each instance admits its share of the budget.
+    let total = admitted(&gateways, "tenant-a", 50).await;
+    assert!(
+        (55..=66).contains(&total),
+        "admitted {total} of a 60 budget"
+    );
+    // Once the syncs have run, the fleet knows the bucket is empty.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while calls(&redis, "eval") < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let later = admitted(&gateways, "tenant-a", 10).await;
+    assert!(later <= 3, "{later} more admitted from an empty bucket");
+    let requests = 180;
+    let evals = calls(&redis, "eval");
+    assert!(
+        evals * 5 <= requests,
+        "{evals} script calls for {requests} requests"
+    );
+    let metrics = gateways[0].metrics_text().await;
+    assert!(
+        metrics.contains(
+            "portcullis_ratelimit_syncs_total{policy=\"global_per_client\",result=\"ok\"}"
+        ),
+        "{metrics}"
+    );
+
+    // Redis gone: no request waits on it; each instance keeps to its share of a fresh key.
+    redis.kill();
+    let started = std::time::Instant::now();
+    let alone = admitted(&gateways, "tenant-b", 40).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!((54..=66).contains(&alone), "admitted {alone} without Redis");
+}
