@@ -240,32 +240,64 @@ impl RedisStore {
             return Err(RedisFailure::Connection);
         };
         let emission_us = |limit: &Limit| limit.emission_ns as f64 / 1000.0;
-        let mut pipeline = redis::pipe();
-        for delta in deltas {
-            pipeline
-                .cmd("EVAL")
+        let script = |delta: &super::synced::Delta| {
+            let mut command = redis::cmd("EVAL");
+            command
                 .arg(SYNC_SCRIPT)
                 .arg(1)
                 .arg(redis_key(prefix, &delta.key))
                 .arg(emission_us(&delta.limit))
                 .arg(delta.admitted);
-        }
+            command
+        };
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let members = format!("{prefix}|instances");
         let window_ms = heartbeat.as_millis() as u64;
-        pipeline
-            .zadd(&members, instance, now_ms)
-            .ignore()
-            .zrembyscore(&members, 0, now_ms.saturating_sub(window_ms))
-            .ignore()
-            .zcard(&members)
-            .pexpire(&members, (window_ms * 2) as i64)
-            .ignore();
+        // ZADD, ZREMRANGEBYSCORE, ZCARD (the one answer), PEXPIRE.
+        let heartbeat_into = |pipeline: &mut redis::Pipeline| {
+            pipeline
+                .zadd(&members, instance, now_ms)
+                .ignore()
+                .zrembyscore(&members, 0, now_ms.saturating_sub(window_ms))
+                .ignore()
+                .zcard(&members)
+                .pexpire(&members, (window_ms * 2) as i64)
+                .ignore();
+        };
+        let mut beat = redis::pipe();
+        heartbeat_into(&mut beat);
+        // One Redis: one pipeline. A cluster refuses pipelines across slots, so there every
+        // key's script is its own command, all sent at once on the multiplexed connection.
+        let call = async {
+            if let RedisConnection::Single(_) = connection {
+                let mut pipeline = redis::pipe();
+                for delta in deltas {
+                    pipeline.add_command(script(delta));
+                }
+                heartbeat_into(&mut pipeline);
+                return pipeline.query_async::<Vec<i64>>(&mut connection).await;
+            }
+            let scripts = deltas.iter().map(|delta| {
+                let mut connection = connection.clone();
+                let command = script(delta);
+                async move { command.query_async::<i64>(&mut connection).await }
+            });
+            let mut beat_connection = connection.clone();
+            let (backlogs, instances) = futures_util::future::join(
+                futures_util::future::join_all(scripts),
+                beat.query_async::<Vec<i64>>(&mut beat_connection),
+            )
+            .await;
+            let mut values = backlogs
+                .into_iter()
+                .collect::<redis::RedisResult<Vec<i64>>>()?;
+            values.extend(instances?);
+            Ok(values)
+        };
         let started = Instant::now();
-        let reply =
-            tokio::time::timeout(deadline, pipeline.query_async::<Vec<i64>>(&mut connection)).await;
+        let reply = tokio::time::timeout(deadline, call).await;
         metrics::redis_call(started.elapsed().as_secs_f64());
         let values = match reply {
             Ok(Ok(values)) if values.len() == deltas.len() + 1 => values,
