@@ -58,6 +58,17 @@ async fn user_id(keycloak: &Keycloak, username: &str) -> String {
     users[0]["id"].as_str().unwrap().to_owned()
 }
 
+/// Ends every SSO session of `user` (earlier runs against the same Keycloak leave some).
+async fn sign_out_everywhere(keycloak: &Keycloak, user: &str) {
+    keycloak
+        .admin(
+            Method::POST,
+            &format!("realms/acme/users/{user}/logout"),
+            None,
+        )
+        .await;
+}
+
 /// The ids of the user's live SSO sessions.
 async fn sessions_of(keycloak: &Keycloak, user: &str) -> Vec<String> {
     let sessions = keycloak
@@ -107,6 +118,8 @@ async fn people_sign_in_on_keycloak_meet_the_group_rule_and_log_out_everywhere()
     let upstream = mocks::upstream("api");
     let gateway = sign_in_gateway(&keycloak, upstream.addr());
     let page = gateway.url("/console/_test/echo");
+    let alice_id = user_id(&keycloak, "alice").await;
+    sign_out_everywhere(&keycloak, &alice_id).await;
 
     let alice = Browser::new();
     let started = alice.navigate(&page).await;
@@ -138,7 +151,6 @@ async fn people_sign_in_on_keycloak_meet_the_group_rule_and_log_out_everywhere()
     );
 
     // Logout at the gateway goes on to Keycloak, which ends the SSO session and comes back.
-    let alice_id = user_id(&keycloak, "alice").await;
     assert_eq!(sessions_of(&keycloak, &alice_id).await.len(), 1);
     let out = alice
         .navigate(&gateway.url("/.portcullis/logout?rd=/console/bye"))
@@ -162,13 +174,15 @@ async fn an_admin_sign_out_at_keycloak_ends_the_gateway_session_by_back_channel(
     let keycloak = Keycloak::from_env().await;
     let upstream = mocks::upstream("api");
     let gateway = sign_in_gateway(&keycloak, upstream.addr());
+    // Sessions left by earlier runs end first, before this gateway is Keycloak's back-channel.
+    let carol_id = user_id(&keycloak, "carol").await;
+    sign_out_everywhere(&keycloak, &carol_id).await;
     set_backchannel_url(&keycloak, &gateway.url("/.portcullis/backchannel-logout")).await;
     let page = gateway.url("/console/_test/echo");
     let carol = Browser::new();
     let response = carol.sign_in(&page, "carol", "carol-password").await;
     assert_eq!(echoed(response).await["x-username"][0], "carol");
 
-    let carol_id = user_id(&keycloak, "carol").await;
     let sessions = sessions_of(&keycloak, &carol_id).await;
     assert_eq!(sessions.len(), 1);
     keycloak
