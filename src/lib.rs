@@ -19,6 +19,8 @@
 //! | [`routing`] | request host/path/method → route (matchit, no per-request allocation) |
 //! | [`oidc`] | token extraction, OIDC discovery, JWKS cache, signature and claim verification |
 //! | [`policy`] | rule expressions over Keycloak claims: compile and evaluate |
+//! | [`edge`] | policies checked before authentication: CORS, client IP lists |
+//! | [`sign_in`] | browser sign-in: the code flow, sealed sessions, refresh, logout |
 //! | [`ratelimit`] | per-client rate-limit policies, local or through Redis |
 //! | [`transform`] | header operations, JSON body transforms |
 //! | [`upstream`] | target pools: round robin, health checks, passive failure handling, TLS |
@@ -31,6 +33,7 @@ pub mod compile;
 pub mod config;
 pub mod connection;
 pub mod dev;
+pub mod edge;
 pub mod ip_text;
 pub mod lifecycle;
 pub mod metrics;

@@ -9,6 +9,7 @@
 //! its services and yields the snapshot that requests read.
 
 mod route_auth;
+mod route_edge;
 mod routes;
 mod server;
 mod upstreams;
@@ -155,7 +156,7 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
         .iter()
         .enumerate()
         .filter_map(|(i, text)| {
-            server::parse_cidr(text, &format!("trusted_proxies[{i}]"), &mut errors)
+            crate::edge::parse_cidr(text, &format!("trusted_proxies[{i}]"), &mut errors)
         })
         .collect();
     let (routes, route_table) = compile_routes(

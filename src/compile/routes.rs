@@ -35,6 +35,10 @@ pub struct Route {
     pub remove_query: Vec<String>,
     /// Forward the verified claims as one base64url JSON header of this name.
     pub claims_header: Option<http::HeaderName>,
+    /// CORS (the route's or `defaults.cors`).
+    pub cors: Option<Arc<crate::edge::CorsPolicy>>,
+    /// Client IP lists (the route's or `defaults.client_ips`).
+    pub client_ips: Option<Arc<crate::edge::ClientIps>>,
 }
 
 impl std::fmt::Debug for Route {
@@ -58,6 +62,7 @@ pub fn compile_routes(
     concurrency: &[ConcurrencyPolicy],
     errors: &mut Vec<PathError>,
 ) -> (Vec<Arc<Route>>, RouteTable) {
+    super::route_edge::check_default_edge(&file.defaults, errors);
     let mut names = HashSet::new();
     let mut routes = Vec::new();
     let mut matchers = Vec::new();
@@ -166,6 +171,8 @@ pub fn compile_routes(
             .as_ref()
             .and_then(|r| r.json.as_ref())
             .map(|json| compile_json(json, &format!("{path}.response.json"), errors));
+        let (cors, client_ips) =
+            super::route_edge::compile_route_edge(route, &file.defaults, &path, errors);
         let request_file = route.request.as_ref();
         let rewrite_path = request_file
             .and_then(|r| r.rewrite_path.as_ref())
@@ -247,6 +254,8 @@ pub fn compile_routes(
             add_query,
             remove_query,
             claims_header,
+            cors,
+            client_ips,
         }));
     }
     let table = RouteTable::build(&matchers).unwrap_or_else(|conflicts| {

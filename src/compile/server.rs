@@ -165,22 +165,6 @@ pub(super) fn parse_listen(
     }
 }
 
-pub(super) fn parse_cidr(
-    text: &str,
-    path: &str,
-    errors: &mut Vec<PathError>,
-) -> Option<ipnet::IpNet> {
-    text.parse::<ipnet::IpNet>()
-        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        .map_err(|_| {
-            errors.push(PathError::new(
-                path,
-                format!("`{text}` is not an IP address or CIDR"),
-            ))
-        })
-        .ok()
-}
-
 /// `validate` checks that TLS files exist and hold PEM data.
 fn check_pem_file(file_path: &str, path: &str, errors: &mut Vec<PathError>) {
     match std::fs::read_to_string(file_path) {

@@ -6,6 +6,7 @@
 //! `../shared/spec/portcullis.example.yaml` is the contract for this schema; the README's
 //! configuration reference documents every key.
 
+pub use super::edge_file::*;
 use super::policy_file::{AuthFile, RuleFile};
 pub use super::route_file::*;
 pub use super::sign_in_file::*;
@@ -227,6 +228,12 @@ pub struct DefaultsFile {
     /// How much a 401/403 body says: `full` (reason and requirement) or `minimal`.
     #[serde(default)]
     pub error_detail: Option<ErrorDetail>,
+    /// CORS for routes without their own `cors`.
+    #[serde(default)]
+    pub cors: Option<CorsFile>,
+    /// Client IP lists for routes without their own `client_ips`.
+    #[serde(default)]
+    pub client_ips: Option<ClientIpsFile>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -9,6 +9,7 @@
 
 pub mod bounds;
 pub mod diagnostics;
+pub mod edge_file;
 pub mod env;
 pub mod file;
 pub mod limits;

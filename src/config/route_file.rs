@@ -25,6 +25,12 @@ pub struct RouteFile {
     pub request: Option<RequestTransformFile>,
     #[serde(default)]
     pub response: Option<ResponseTransformFile>,
+    /// CORS for browser apps on other origins (preflights answered before auth).
+    #[serde(default)]
+    pub cors: Option<super::edge_file::CorsFile>,
+    /// Client IP allow and deny lists, checked before auth.
+    #[serde(default)]
+    pub client_ips: Option<super::edge_file::ClientIpsFile>,
 }
 
 #[derive(Debug, Deserialize)]

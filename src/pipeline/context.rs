@@ -116,6 +116,8 @@ pub struct Context {
     pub response_cookies: Vec<String>,
     /// The access token of the request's browser session (for `pass_access_token`).
     pub session_access_token: Option<String>,
+    /// The route's CORS headers for this request's response (also on the gateway's refusals).
+    pub cors_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// Slots of `concurrency` policies, held until the request ends (dropping the context
     /// releases them, whatever way the request ended).
     pub concurrency_slots: Vec<crate::ratelimit::Slot>,
@@ -149,6 +151,7 @@ impl Context {
             session_access_token: None,
             sign_in_redirects: true,
             concurrency_slots: Vec::new(),
+            cors_headers: Vec::new(),
             body_pace: None,
             started: Instant::now(),
         }

@@ -2,8 +2,8 @@
 //! client headers it does not pass on ([`strip`]), the normalized path, the target ([`rewrite`]), `X-Forwarded-*`, `Host`, the request id, the
 //! claims header, the session (gateway cookies out, access token in when asked) and the route's
 //! request header operations. Back to the client (`response_filter`): the request id, the
-//! `RateLimit` headers of an admitted request, a refreshed session's cookies, hop-by-hop headers
-//! out, and the route's response header operations.
+//! `RateLimit` headers of an admitted request, a refreshed session's cookies, the route's CORS
+//! headers, hop-by-hop headers out, and the route's response header operations.
 
 use super::context::Context;
 use super::facts::RequestFacts;
@@ -168,6 +168,15 @@ pub fn prepare_response(
     }
     for cookie in &ctx.response_cookies {
         response.append_header(http::header::SET_COOKIE, cookie.as_str())?;
+    }
+    // The route's CORS policy speaks for the upstream (its own CORS headers are replaced);
+    // `Vary` is added to, never replaced.
+    for (name, value) in &ctx.cors_headers {
+        if *name == http::header::VARY {
+            response.append_header(name.clone(), value.clone())?;
+        } else {
+            response.insert_header(name.clone(), value.clone())?;
+        }
     }
     if response
         .headers

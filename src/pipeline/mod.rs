@@ -6,7 +6,7 @@
 //! | [`context`] | the state a request carries from hook to hook (a leaf: imports no step) |
 //! | [`facts`] | what is read off the client request once: host, head size, the one client address |
 //! | [`steps`] | the ordered list of request steps run by `request_filter` |
-//! | [`guard`] → [`route`] → [`authenticate`] → [`rate_limit`] → [`body`] | the steps, one file each |
+//! | [`guard`] → [`route`] → [`client_ips`] → [`cors`] → [`authenticate`] → [`rate_limit`] → [`body`] | the steps, one file each |
 //! | [`browser_session`] | authentication by session cookie, and the redirect to sign in |
 //! | [`sign_in_paths`] | the callback, logout and back-channel logout paths, answered before routing |
 //! | [`forward_auth`] | the verdict for another proxy's auth subrequest, on the same steps |
@@ -21,7 +21,9 @@ pub mod authenticate;
 pub mod body;
 pub mod body_pace;
 pub mod browser_session;
+pub mod client_ips;
 pub mod context;
+pub mod cors;
 pub mod facts;
 pub mod finish;
 pub mod forward;
@@ -115,7 +117,8 @@ impl ProxyHttp for Gateway {
             Ok(()) => Ok(false),
             Err(answer) => {
                 ctx.denial_reason = Some(answer.reason());
-                reply::send_reply(session, &answer, ctx.request_id.as_str()).await?;
+                let cors = std::mem::take(&mut ctx.cors_headers);
+                reply::send_reply(session, &answer, ctx.request_id.as_str(), &cors).await?;
                 Ok(true)
             }
         }
@@ -283,7 +286,9 @@ impl ProxyHttp for Gateway {
         ctx.denial_reason = Some(denial.reason());
         if session.response_written().is_none() {
             session.set_keepalive(None);
-            if let Err(write_error) = reply::send(session, &denial, ctx.request_id.as_str()).await {
+            let sent =
+                reply::send(session, &denial, ctx.request_id.as_str(), &ctx.cors_headers).await;
+            if let Err(write_error) = sent {
                 tracing::debug!(error = %write_error, "could not send the error response");
             }
         }

@@ -17,6 +17,25 @@ pub fn select(
     snapshot: &Snapshot,
 ) -> Result<Arc<Route>, Denial> {
     let config = &snapshot.config;
+    // A CORS preflight is routed by the method it asks about, to the route with a `cors` policy
+    // (a route without one sees the `OPTIONS` request as it is).
+    if super::cors::is_preflight(request) {
+        let asked = request
+            .headers
+            .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let lookup = config
+            .route_table
+            .lookup(&ctx.facts.host, ctx.facts.path(request), asked);
+        if let RouteLookup::Found { route, .. } = lookup {
+            let route = Arc::clone(&config.routes[route]);
+            if route.cors.is_some() {
+                ctx.route = Some(Arc::clone(&route));
+                return Ok(route);
+            }
+        }
+    }
     match config.route_table.lookup(
         &ctx.facts.host,
         ctx.facts.path(request),

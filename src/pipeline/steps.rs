@@ -6,13 +6,15 @@
 //! | step | file | refuses with |
 //! |---|---|---|
 //! | guard | [`guard`](super::guard) | 431 head too large, 400 path not in normal form |
-//! | route | [`route`](super::route) | 404 no route, 405 method not allowed |
+//! | route | [`route`](super::route) | 404 no route, 405 method not allowed (a CORS preflight is routed by its requested method) |
+//! | client IPs | [`client_ips`](super::client_ips) | 403 `ip_not_allowed` |
+//! | CORS | [`cors`](super::cors) | answers a preflight (204, or 403 `cors_preflight_refused`); keeps the response's CORS headers |
 //! | authenticate | [`authenticate`](super::authenticate) | 401, 403, 503 (no provider keys yet); a browser without a session is redirected to sign in |
 //! | rate limit | [`rate_limit`](super::rate_limit) | 429 |
 //! | request body | [`body`](super::body) | never (marks the body for transformation) |
 
 use super::context::Context;
-use super::{authenticate, body, guard, rate_limit, route};
+use super::{authenticate, body, client_ips, cors, guard, rate_limit, route};
 use crate::reply::Reply;
 use crate::snapshot::Snapshot;
 use pingora::http::RequestHeader;
@@ -25,6 +27,8 @@ pub async fn run(
 ) -> Result<(), Reply> {
     guard::check(request, ctx, snapshot)?;
     let route = route::select(request, ctx, snapshot)?;
+    client_ips::check(ctx, &route)?;
+    cors::apply(request, ctx, &route)?;
     authenticate::check(request, ctx, snapshot, &route).await?;
     rate_limit::check(request, ctx, snapshot, &route).await?;
     body::prepare_request(request, ctx, snapshot, &route)?;

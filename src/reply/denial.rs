@@ -76,6 +76,10 @@ pub enum Denial {
     },
     /// A back-channel logout request whose logout token was refused (400).
     InvalidLogoutToken { detail: String },
+    /// The client address is not allowed on this route (403).
+    IpNotAllowed,
+    /// A CORS preflight the route's policy does not allow (403).
+    CorsPreflightRefused { why: &'static str },
 }
 
 impl Denial {
@@ -101,6 +105,7 @@ impl Denial {
             Denial::ResponseBodyRefused { .. } => 502,
             Denial::SignInFailed { status, .. } => *status,
             Denial::InvalidLogoutToken { .. } => 400,
+            Denial::IpNotAllowed | Denial::CorsPreflightRefused { .. } => 403,
         }
     }
 
@@ -127,6 +132,8 @@ impl Denial {
             Denial::ResponseBodyRefused { .. } => "response_body_refused",
             Denial::SignInFailed { reason, .. } => reason,
             Denial::InvalidLogoutToken { .. } => "invalid_logout_token",
+            Denial::IpNotAllowed => "ip_not_allowed",
+            Denial::CorsPreflightRefused { .. } => "cors_preflight_refused",
         }
     }
 
@@ -191,6 +198,8 @@ impl Denial {
             Denial::ResponseBodyRefused { detail }
             | Denial::SignInFailed { detail, .. }
             | Denial::InvalidLogoutToken { detail } => detail.as_str().into(),
+            Denial::IpNotAllowed => "this route does not accept requests from your address".into(),
+            Denial::CorsPreflightRefused { why } => format!("CORS preflight refused: {why}").into(),
         }
     }
 

@@ -17,4 +17,4 @@ pub mod denial;
 pub mod send;
 
 pub use denial::{classify_proxy_error, Denial};
-pub use send::{send, send_reply, Reply};
+pub use send::{send, send_reply, ExtraHeaders, Reply};

@@ -25,6 +25,10 @@ pub enum Reply {
         headers: Vec<(http::HeaderName, http::HeaderValue)>,
         set_cookies: Vec<String>,
     },
+    /// `204` answering a CORS preflight, with its headers.
+    Preflight {
+        headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    },
 }
 
 impl From<Denial> for Reply {
@@ -39,6 +43,7 @@ impl Reply {
             Reply::Refusal(denial) => denial.status(),
             Reply::Redirect { .. } => 302,
             Reply::Done | Reply::Allowed { .. } => 200,
+            Reply::Preflight { .. } => 204,
         }
     }
 
@@ -49,15 +54,25 @@ impl Reply {
             Reply::Redirect { .. } => "redirect",
             Reply::Done => "done",
             Reply::Allowed { .. } => "allowed",
+            Reply::Preflight { .. } => "preflight",
         }
     }
 }
 
-/// Writes `reply` to the client.
-pub async fn send_reply(session: &mut Session, reply: &Reply, request_id: &str) -> Result<()> {
+/// Headers added to a gateway-made response (the route's CORS headers, so that a script can
+/// read a refusal).
+pub type ExtraHeaders<'a> = &'a [(http::HeaderName, http::HeaderValue)];
+
+/// Writes `reply` to the client, with `extra` headers.
+pub async fn send_reply(
+    session: &mut Session,
+    reply: &Reply,
+    request_id: &str,
+    extra: ExtraHeaders<'_>,
+) -> Result<()> {
     let no_headers: &[(http::HeaderName, http::HeaderValue)] = &[];
     let (status, location, set_cookies, headers) = match reply {
-        Reply::Refusal(denial) => return send(session, denial, request_id).await,
+        Reply::Refusal(denial) => return send(session, denial, request_id, extra).await,
         Reply::Redirect {
             location,
             set_cookies,
@@ -72,19 +87,22 @@ pub async fn send_reply(session: &mut Session, reply: &Reply, request_id: &str) 
             headers,
             set_cookies,
         } => (200, None, set_cookies.as_slice(), headers.as_slice()),
+        Reply::Preflight { headers } => (204, None, &[][..], headers.as_slice()),
     };
-    let capacity = 4 + set_cookies.len() + headers.len();
+    let capacity = 4 + set_cookies.len() + headers.len() + extra.len();
     let mut header = ResponseHeader::build(status, Some(capacity))?;
     if let Some(location) = location {
         header.insert_header("location", location)?;
     }
-    for (name, value) in headers {
+    for (name, value) in headers.iter().chain(extra) {
         header.append_header(name.clone(), value.clone())?;
     }
     for cookie in set_cookies {
         header.append_header("set-cookie", cookie.as_str())?;
     }
-    header.insert_header("content-length", "0")?;
+    if status != 204 {
+        header.insert_header("content-length", "0")?;
+    }
     header.insert_header("cache-control", "no-store")?;
     header.insert_header(REQUEST_ID_HEADER, request_id)?;
     if request_has_unread_body(session) {
@@ -97,11 +115,19 @@ pub async fn send_reply(session: &mut Session, reply: &Reply, request_id: &str) 
     Ok(())
 }
 
-/// Writes `denial` to the client. The connection is kept alive unless the request still has an
-/// unread body.
-pub async fn send(session: &mut Session, denial: &Denial, request_id: &str) -> Result<()> {
+/// Writes `denial` to the client, with `extra` headers. The connection is kept alive unless the
+/// request still has an unread body.
+pub async fn send(
+    session: &mut Session,
+    denial: &Denial,
+    request_id: &str,
+    extra: ExtraHeaders<'_>,
+) -> Result<()> {
     let body = denial.body(request_id);
-    let header = denial.response_header(request_id, body.len())?;
+    let mut header = denial.response_header(request_id, body.len())?;
+    for (name, value) in extra {
+        header.append_header(name.clone(), value.clone())?;
+    }
     if request_has_unread_body(session) {
         session.set_keepalive(None);
     }
