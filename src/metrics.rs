@@ -27,6 +27,7 @@ pub struct Metrics {
     pub token_cache: IntCounterVec,
     pub sign_in_events: IntCounterVec,
     pub sign_in_sessions: IntGauge,
+    pub introspections: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -132,6 +133,12 @@ pub fn metrics() -> &'static Metrics {
             "portcullis_sign_in_events_total",
             "Browser sign-in events (start, callback, refresh, logout, backchannel_logout) by outcome",
             &["event", "outcome"]
+        )
+        .expect("metric registers once"),
+        introspections: register_int_counter_vec!(
+            "portcullis_introspections_total",
+            "Token introspection answers (the cache's included) by provider and outcome",
+            &["provider", "outcome"]
         )
         .expect("metric registers once"),
         sign_in_sessions: register_int_gauge!(

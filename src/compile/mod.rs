@@ -239,7 +239,8 @@ fn compile_forward_auth(
 }
 
 /// A route with `auth.sign_in` needs the `browser_sign_in` section, and its provider needs a
-/// `client` and `discovery` (where the authorization and token endpoints come from).
+/// `client` and `discovery` (where the authorization and token endpoints come from); a route
+/// with `auth.introspect` needs both for each of its providers (the introspection endpoint).
 fn check_sign_in_routes(
     file: &FileConfig,
     routes: &[Arc<Route>],
@@ -248,11 +249,28 @@ fn check_sign_in_routes(
     errors: &mut Vec<PathError>,
 ) {
     let names: Vec<&String> = file.identity_providers.keys().collect();
-    for route in routes {
+    let needs_client = |provider: usize, path: &str, uses: &str, errors: &mut Vec<PathError>| {
+        let name = names.get(provider).map_or("", |n| n.as_str());
+        if clients.get(provider).is_some_and(Option::is_none) {
+            errors.push(PathError::new(path, format!("identity provider `{name}` needs a `client` block (the gateway's client id and secret at the provider)")));
+        }
+        if providers
+            .get(provider)
+            .is_some_and(|p| !matches!(p.source, crate::oidc::settings::KeySource::Discovery(_)))
+        {
+            errors.push(PathError::new(
+                path,
+                format!("identity provider `{name}` needs `discovery`: {uses}"),
+            ));
+        }
+    };
+    for (index, route) in routes.iter().enumerate() {
         let RouteAuth::Verify {
-            sign_in: Some(provider),
+            sign_in,
+            introspect,
+            providers: route_providers,
             ..
-        } = route.auth
+        } = &route.auth
         else {
             continue;
         };
@@ -260,23 +278,32 @@ fn check_sign_in_routes(
             .routes
             .iter()
             .position(|r| r.name == route.name)
-            .unwrap_or(0);
-        let path = format!("routes[{index}].auth.sign_in");
-        let name = names.get(provider).map_or("", |n| n.as_str());
-        if file.browser_sign_in.is_none() {
-            errors.push(PathError::new(
+            .unwrap_or(index);
+        if let Some(provider) = *sign_in {
+            let path = format!("routes[{index}].auth.sign_in");
+            if file.browser_sign_in.is_none() {
+                errors.push(PathError::new(
+                    &path,
+                    "needs the `browser_sign_in` section (callback path, session keys)",
+                ));
+            }
+            needs_client(
+                provider,
                 &path,
-                "needs the `browser_sign_in` section (callback path, session keys)",
-            ));
+                "sign-in uses its authorization and token endpoints",
+                errors,
+            );
         }
-        if clients.get(provider).is_some_and(Option::is_none) {
-            errors.push(PathError::new(&path, format!("identity provider `{name}` needs a `client` block (the gateway's client id and secret at the provider)")));
-        }
-        if providers
-            .get(provider)
-            .is_some_and(|p| !matches!(p.source, crate::oidc::settings::KeySource::Discovery(_)))
-        {
-            errors.push(PathError::new(&path, format!("identity provider `{name}` needs `discovery`: sign-in uses its authorization and token endpoints")));
+        if *introspect {
+            let path = format!("routes[{index}].auth.introspect");
+            for provider in route_providers {
+                needs_client(
+                    *provider,
+                    &path,
+                    "introspection uses its introspection endpoint",
+                    errors,
+                );
+            }
         }
     }
 }

@@ -23,6 +23,8 @@ pub enum RouteAuth {
         sign_in: Option<usize>,
         /// Send a session's access token upstream as `Authorization: Bearer`.
         pass_access_token: bool,
+        /// Ask the provider whether the token is still active (RFC 7662).
+        introspect: bool,
     },
 }
 
@@ -52,6 +54,7 @@ pub(super) fn compile_auth(
                 per_method: Vec::new(),
                 sign_in: None,
                 pass_access_token: false,
+                introspect: false,
             }
         }
         AuthFile::Policy(policy) => {
@@ -120,6 +123,7 @@ pub(super) fn compile_auth(
                 per_method,
                 sign_in,
                 pass_access_token: policy.pass_access_token,
+                introspect: policy.introspect,
             }
         }
     }

@@ -175,9 +175,24 @@ pub struct ProviderFile {
     /// Accept a self-signed or private CA for the IdP's HTTPS (PEM file).
     #[serde(default)]
     pub ca_file: Option<String>,
-    /// The gateway as a confidential client of this provider (browser sign-in).
+    /// The gateway as a confidential client of this provider (browser sign-in, introspection).
     #[serde(default)]
     pub client: Option<ProviderClientFile>,
+    /// Token introspection for routes with `auth.introspect: true`.
+    #[serde(default)]
+    pub introspection: Option<IntrospectionFile>,
+}
+
+/// `identity_providers.<name>.introspection`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionFile {
+    /// How long an answer is reused (default 30s): a revoked token stops within this time.
+    #[serde(default)]
+    pub cache_ttl: Option<ConfigDuration>,
+    /// Answers kept at most (default 100000).
+    #[serde(default)]
+    pub max_entries: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

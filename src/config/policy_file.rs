@@ -40,6 +40,10 @@ pub struct AuthPolicyFile {
     /// Send the session's access token upstream as `Authorization: Bearer` (default false).
     #[serde(default)]
     pub pass_access_token: bool,
+    /// Ask the provider's introspection endpoint (RFC 7662) whether the token is still active,
+    /// after local verification (default false).
+    #[serde(default)]
+    pub introspect: bool,
 }
 
 impl<'de> Deserialize<'de> for AuthFile {

@@ -12,6 +12,8 @@
 //! | [`provider`] | a running provider: keys behind an ArcSwap, refresh, single-flight refetch |
 //! | [`verify`] | pure signature and claim checks with a clock parameter |
 //! | [`cache`] | the verified-token cache and negative cache |
+//! | [`introspection`] | RFC 7662: is a verified token still active at the provider |
+//! | [`introspection_cache`] | introspection answers by token hash, bounded, and one flight per token |
 //! | [`authenticator`] | the request-path entry point |
 //! | [`failure`] | reason codes and descriptions |
 
@@ -22,6 +24,8 @@ pub mod credential;
 pub mod endpoints;
 pub mod failure;
 pub mod fetch;
+pub mod introspection;
+pub mod introspection_cache;
 pub mod keys;
 pub mod provider;
 pub mod settings;

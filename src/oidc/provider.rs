@@ -37,6 +37,8 @@ pub struct Provider {
     refetch: tokio::sync::Mutex<Option<Instant>>,
     last_success_unix: AtomicU64,
     pub cache: TokenCache,
+    /// Introspection answers and flights (routes with `auth.introspect`).
+    pub introspection: super::introspection_cache::IntrospectionCache,
     runtime: tokio::runtime::Handle,
     logged_skips: Mutex<HashSet<String>>,
 }
@@ -90,6 +92,7 @@ impl Provider {
         )?;
         let provider = Arc::new(Provider {
             cache: TokenCache::new(settings.cache_entries, settings.cache_ttl.as_secs()),
+            introspection: Default::default(),
             keys: ArcSwapOption::empty(),
             rules: ArcSwapOption::empty(),
             jwks_uri: ArcSwapOption::empty(),

@@ -41,6 +41,9 @@ pub struct ProviderSettings {
     pub ca_pem: Option<Vec<u8>>,
     pub cache_entries: usize,
     pub cache_ttl: Duration,
+    /// How long an introspection answer is reused, and how many are kept.
+    pub introspection_ttl: Duration,
+    pub introspection_entries: usize,
 }
 
 const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
@@ -232,6 +235,21 @@ pub fn compile_provider(
             })
             .ok()
     });
+    let introspection = file.introspection.as_ref();
+    let introspection_ttl = crate::config::bounds::duration_within(
+        introspection.and_then(|i| i.cache_ttl),
+        Duration::from_secs(30),
+        Duration::ZERO..=Duration::from_secs(3600),
+        &format!("{path}.introspection.cache_ttl"),
+        &mut errors,
+    );
+    let introspection_entries = crate::config::bounds::count_within(
+        introspection.and_then(|i| i.max_entries).map(|n| n as u64),
+        100_000,
+        1..=10_000_000,
+        &format!("{path}.introspection.max_entries"),
+        &mut errors,
+    ) as usize;
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -256,5 +274,7 @@ pub fn compile_provider(
         ca_pem,
         cache_entries,
         cache_ttl,
+        introspection_ttl,
+        introspection_entries,
     })
 }

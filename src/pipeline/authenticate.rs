@@ -31,6 +31,7 @@ pub async fn check(
         require,
         per_method,
         sign_in,
+        introspect,
         ..
     } = &route.auth
     else {
@@ -95,6 +96,21 @@ pub async fn check(
         },
     };
     let provider_name = config.provider_names[verified.provider].as_str();
+    if *introspect {
+        if let Err((status, reason, description)) =
+            super::introspect::check(request, ctx, snapshot, &verified).await
+        {
+            ctx.auth = AuthDecision::Denied;
+            return Err(Denial::Unauthenticated {
+                status,
+                reason,
+                description,
+                realm: realm_of(config, providers, Some(provider_name)),
+                token_presented: true,
+            }
+            .into());
+        }
+    }
     let method = request.method.as_str();
     let rules = require.iter().chain(
         per_method

@@ -8,6 +8,7 @@
 //! | [`steps`] | the ordered list of request steps run by `request_filter` |
 //! | [`guard`] → [`route`] → [`client_ips`] → [`cors`] → [`authenticate`] → [`rate_limit`] → [`body`] | the steps, one file each |
 //! | [`browser_session`] | authentication by session cookie, and the redirect to sign in |
+//! | [`introspect`] | RFC 7662 introspection of a verified token, for `auth.introspect` routes |
 //! | [`sign_in_paths`] | the callback, logout and back-channel logout paths, answered before routing |
 //! | [`forward_auth`] | the verdict for another proxy's auth subrequest, on the same steps |
 //! | [`upstream_peer`] | target selection and connection outcomes |
@@ -29,6 +30,7 @@ pub mod finish;
 pub mod forward;
 pub mod forward_auth;
 pub mod guard;
+pub mod introspect;
 pub mod rate_limit;
 pub mod rewrite;
 pub mod route;

@@ -207,6 +207,10 @@ pub struct Accounts {
     refresh_tokens: HashMap<String, RefreshGrant>,
     grants: HashMap<String, u64>,
     pub deliveries: Vec<BackchannelDelivery>,
+    /// Tokens revoked by `jti` (introspection answers `active: false`).
+    pub revoked_jtis: BTreeSet<String>,
+    /// SSO sessions that ended: their tokens introspect as inactive.
+    pub ended_sids: BTreeSet<String>,
 }
 
 impl Default for Accounts {
@@ -230,6 +234,8 @@ impl Accounts {
             refresh_tokens: HashMap::new(),
             grants: HashMap::new(),
             deliveries: Vec::new(),
+            revoked_jtis: BTreeSet::new(),
+            ended_sids: BTreeSet::new(),
         }
     }
 
@@ -283,6 +289,7 @@ impl Accounts {
     /// Ends a session; `targets` lists the back-channel URLs of its clients other than `except`.
     pub fn end_session(&mut self, sid: &str, except: Option<&str>) -> Option<EndedSession> {
         let session = self.sessions.remove(sid)?;
+        self.ended_sids.insert(sid.to_owned());
         self.refresh_tokens.retain(|_, grant| grant.sid != sid);
         self.codes.retain(|_, code| code.sid != sid);
         let targets = session

@@ -96,7 +96,7 @@ pub fn token(shared: &Arc<Shared>, realm: &str, headers: &HeaderMap, body: &[u8]
 
 /// The authenticated client id, from `Authorization: Basic` or the form's `client_id` and
 /// `client_secret`.
-fn authenticate_client(
+pub(super) fn authenticate_client(
     shared: &Shared,
     realm: &str,
     headers: &HeaderMap,

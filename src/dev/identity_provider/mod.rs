@@ -22,6 +22,7 @@
 mod accounts;
 mod backchannel;
 mod grants;
+mod introspect;
 mod keys;
 mod login;
 mod logout;
@@ -260,6 +261,18 @@ impl DevIdp {
             Some(ended) => backchannel::deliver(&self.shared, realm, sid, ended).await,
             None => Vec::new(),
         }
+    }
+
+    /// Revokes the token with this `jti`: introspection answers `active: false` from now on.
+    pub fn revoke_token(&self, realm: &str, jti: &str) {
+        self.shared.with_accounts(realm, |accounts| {
+            accounts.revoked_jtis.insert(jti.to_owned());
+        });
+    }
+
+    /// Introspection requests `realm` has received.
+    pub fn introspection_requests(&self, realm: &str) -> u64 {
+        self.requests(realm, Endpoint::Introspection)
     }
 
     /// A logout token of `realm` for `client`, without `sid` and `sub` (add them).

@@ -5,7 +5,7 @@
 
 use super::state::{Endpoint, Outage, Shared};
 use super::web::{error_page, oauth_error, read_body, HttpResponse};
-use super::{grants, login, logout};
+use super::{grants, introspect, login, logout};
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -114,7 +114,10 @@ async fn handle(
     let document = match endpoint {
         Endpoint::Discovery => Some(shared.discovery_document(realm)),
         Endpoint::Jwks => shared.jwks_document(realm, knobs.junk_entries),
-        Endpoint::Authorization | Endpoint::Token | Endpoint::EndSession => {
+        Endpoint::Authorization
+        | Endpoint::Token
+        | Endpoint::EndSession
+        | Endpoint::Introspection => {
             let realm = realm.to_owned();
             return Ok(browser_endpoint(shared, realm, endpoint, request).await);
         }
@@ -153,7 +156,10 @@ async fn browser_endpoint(
             login::authorize(&shared, &realm, &query, &parts.headers, form)
         }
         Endpoint::Token if is_post => grants::token(&shared, &realm, &parts.headers, &body),
-        Endpoint::Token => oauth_error(
+        Endpoint::Introspection if is_post => {
+            introspect::introspect(&shared, &realm, &parts.headers, &body)
+        }
+        Endpoint::Token | Endpoint::Introspection => oauth_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request",
             "HTTP method not allowed",
@@ -171,6 +177,7 @@ fn route(path: &str) -> Option<(&str, Endpoint)> {
         "protocol/openid-connect/certs" => Some((realm, Endpoint::Jwks)),
         "protocol/openid-connect/auth" => Some((realm, Endpoint::Authorization)),
         "protocol/openid-connect/token" => Some((realm, Endpoint::Token)),
+        "protocol/openid-connect/token/introspect" => Some((realm, Endpoint::Introspection)),
         "protocol/openid-connect/logout" => Some((realm, Endpoint::EndSession)),
         _ => None,
     }

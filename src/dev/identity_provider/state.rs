@@ -23,6 +23,8 @@ pub enum Endpoint {
     Token,
     /// `/protocol/openid-connect/logout`
     EndSession,
+    /// `/protocol/openid-connect/token/introspect`
+    Introspection,
 }
 
 /// How the IdP is unreachable.
@@ -87,6 +89,7 @@ pub struct Realm {
     pub authorization_requests: AtomicU64,
     pub token_requests: AtomicU64,
     pub end_session_requests: AtomicU64,
+    pub introspection_requests: AtomicU64,
 }
 
 impl Realm {
@@ -112,6 +115,7 @@ impl Realm {
             authorization_requests: AtomicU64::new(0),
             token_requests: AtomicU64::new(0),
             end_session_requests: AtomicU64::new(0),
+            introspection_requests: AtomicU64::new(0),
         })
     }
 
@@ -154,6 +158,7 @@ impl Realm {
             Endpoint::Authorization => &self.authorization_requests,
             Endpoint::Token => &self.token_requests,
             Endpoint::EndSession => &self.end_session_requests,
+            Endpoint::Introspection => &self.introspection_requests,
         }
     }
 }

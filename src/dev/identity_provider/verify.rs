@@ -66,6 +66,13 @@ pub fn id_token_hint_claims(
     realm: &str,
     token: &str,
 ) -> Option<Map<String, Value>> {
+    let claims = signed_claims(shared, realm, token)?;
+    (claims.get("typ")? == "ID").then_some(claims)
+}
+
+/// The claims of any token signed by a key `realm` publishes, with the realm's issuer (expiry
+/// not checked).
+pub fn signed_claims(shared: &Shared, realm: &str, token: &str) -> Option<Map<String, Value>> {
     let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
     let (jwk, alg) = {
         let realms = shared.realms();
@@ -84,10 +91,9 @@ pub fn id_token_hint_claims(
     validation.validate_aud = false;
     validation.required_spec_claims = HashSet::new();
     validation.set_issuer(&[shared.issuer(realm)]);
-    let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
-        .ok()?
-        .claims;
-    (claims.get("typ")? == "ID").then_some(claims)
+    jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+        .ok()
+        .map(|data| data.claims)
 }
 
 #[cfg(test)]
