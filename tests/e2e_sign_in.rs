@@ -1,7 +1,8 @@
 //! End-to-end: browser sign-in through the gateway against a real Keycloak (26.x, the
 //! `portcullis-gateway` confidential client of tests/fixtures/keycloak/acme-realm.json): the
 //! authorization code flow on Keycloak's own login page, the group rule for people, logout at the
-//! gateway and at Keycloak, and Keycloak's back-channel logout ending the gateway's session.
+//! gateway and at Keycloak, Keycloak's back-channel logout ending the gateway's session, and
+//! token introspection refusing a token whose session an admin ended.
 //! The last test drives a real headless Chromium over WebDriver.
 //!
 //! Ignored by default: they need a running Keycloak (and Chromium with chromedriver for the
@@ -209,6 +210,62 @@ async fn an_admin_sign_out_at_keycloak_ends_the_gateway_session_by_back_channel(
             &[("event", "backchannel_logout"), ("outcome", "ok")]
         ),
         1.0
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a running Keycloak: scripts/keycloak.sh start, then KEYCLOAK_URL"]
+async fn a_session_ended_at_keycloak_stops_its_token_on_an_introspecting_route_only() {
+    let _keycloak_log = KeycloakLogOnFailure;
+    let keycloak = Keycloak::from_env().await;
+    let upstream = mocks::upstream("api");
+    let providers = provider(
+        &keycloak,
+        "acme",
+        &format!(
+            "    client: {{ id: {}, secret: \"{}\" }}\n    introspection: {{ cache_ttl: 1s }}\n",
+            CLIENT.0, CLIENT.1
+        ),
+    );
+    let routes = format!(
+        "{}{}",
+        route(
+            "checked",
+            "/checked",
+            "{ providers: [acme], introspect: true }"
+        ),
+        route("plain", "/plain", "{ providers: [acme] }")
+    );
+    let gateway = GatewayProcess::start(&gateway_config(upstream.addr(), &providers, &routes, ""));
+    let alice_id = user_id(&keycloak, "alice").await;
+    sign_out_everywhere(&keycloak, &alice_id).await;
+    let tokens = keycloak.user_tokens("acme", "web-app", "alice").await;
+    let http = common::client();
+    let status = |path: &'static str| {
+        http.get(gateway.url(path))
+            .bearer_auth(&tokens.access)
+            .send()
+    };
+    assert_eq!(status("/checked/_test/echo").await.unwrap().status(), 200);
+    assert_eq!(status("/plain/_test/echo").await.unwrap().status(), 200);
+
+    // Keycloak's admin API ends alice's sessions: the token is no longer active there.
+    sign_out_everywhere(&keycloak, &alice_id).await;
+    let stopped = eventually(Duration::from_secs(10), || async {
+        status("/checked/_test/echo").await.unwrap().status() == 401
+    })
+    .await;
+    assert!(
+        stopped,
+        "the introspecting route still accepts the token:\n{}",
+        gateway.log()
+    );
+    let refused = status("/checked/_test/echo").await.unwrap();
+    assert_eq!(common::problem(refused).await["reason"], "token_revoked");
+    assert_eq!(
+        status("/plain/_test/echo").await.unwrap().status(),
+        200,
+        "a plain route accepts the JWT until it expires"
     );
 }
 
