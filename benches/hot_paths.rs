@@ -1,7 +1,8 @@
 //! Criterion benches of the per-request hot paths: route lookup (10 and 10,000 routes),
 //! authorization rule evaluation against a Keycloak token with 50 roles and 20 groups (and the
-//! one-off indexing of that token's identity, paid once per verified token), and a
-//! JSON body transform of a 10 KB document with five operations (reported in MB/s).
+//! one-off indexing of that token's identity, paid once per verified token), a
+//! JSON body transform of a 10 KB document with five operations (reported in MB/s), and the
+//! identity assertion, warm (cached) and cold (one ES256 signature).
 //!
 //! Run: `cargo bench --bench hot_paths`. Absolute numbers depend on the machine; compare
 //! within one run.
@@ -130,5 +131,28 @@ mask: { /card_number: 4 }
     group.finish();
 }
 
-criterion_group!(benches, routing, authorization, json_transform);
+fn identity_assertion(c: &mut Criterion) {
+    let signer = portcullis::identity_assertion::AssertionSigner::new().expect("a key");
+    let mut claims = keycloak_claims();
+    claims["exp"] = serde_json::json!(u64::MAX / 2);
+    let identity = portcullis::policy::Identity::from_claims(claims);
+    c.bench_function("identity assertion, warm (cached)", |b| {
+        b.iter(|| std::hint::black_box(signer.assertion(&identity, "orders")))
+    });
+    let mut audience = 0u64;
+    c.bench_function("identity assertion, cold (ES256 signature)", |b| {
+        b.iter(|| {
+            audience += 1;
+            std::hint::black_box(signer.assertion(&identity, &audience.to_string()))
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    routing,
+    authorization,
+    json_transform,
+    identity_assertion
+);
 criterion_main!(benches);

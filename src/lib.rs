@@ -20,6 +20,7 @@
 //! | [`oidc`] | token extraction, OIDC discovery, JWKS cache, signature and claim verification |
 //! | [`policy`] | rule expressions over Keycloak claims: compile and evaluate |
 //! | [`edge`] | policies checked before authentication: CORS, client IP lists |
+//! | [`identity_assertion`] | the gateway-signed JWT about the caller for upstreams, and its JWKS |
 //! | [`sign_in`] | browser sign-in: the code flow, sealed sessions, refresh, logout |
 //! | [`ratelimit`] | per-client rate-limit policies, local or through Redis |
 //! | [`transform`] | header operations, JSON body transforms |
@@ -34,6 +35,7 @@ pub mod config;
 pub mod connection;
 pub mod dev;
 pub mod edge;
+pub mod identity_assertion;
 pub mod ip_text;
 pub mod lifecycle;
 pub mod metrics;

@@ -33,6 +33,8 @@ pub struct Snapshot {
     /// Browser sign-in, when `browser_sign_in` is configured (the compiler refuses a route
     /// with `auth.sign_in` without it).
     pub sign_in: Option<Arc<SignIn>>,
+    /// The gateway's identity-assertion keys (kept across reloads).
+    pub assertions: Arc<crate::identity_assertion::AssertionSigner>,
 }
 
 /// Why a compiled configuration could not be activated.
@@ -40,6 +42,8 @@ pub struct Snapshot {
 pub enum ActivationError {
     #[error("cannot start the identity providers: {0}")]
     Providers(#[from] crate::oidc::SetupError),
+    #[error("cannot generate the identity-assertion signing key")]
+    AssertionKey,
 }
 
 impl Snapshot {
@@ -84,7 +88,15 @@ impl Snapshot {
                 previous.and_then(|p| p.sign_in.as_deref()),
             ))
         });
+        let assertions = match previous {
+            Some(previous) => previous.assertions.clone(),
+            None => Arc::new(
+                crate::identity_assertion::AssertionSigner::new()
+                    .ok_or(ActivationError::AssertionKey)?,
+            ),
+        };
         Ok(Snapshot {
+            assertions,
             config,
             authenticator: Arc::new(authenticator),
             rate_limiter,

@@ -35,6 +35,8 @@ pub struct Route {
     pub remove_query: Vec<String>,
     /// Forward the verified claims as one base64url JSON header of this name.
     pub claims_header: Option<http::HeaderName>,
+    /// Send a gateway-signed JWT about the caller in this header.
+    pub identity_assertion: Option<http::HeaderName>,
     /// CORS (the route's or `defaults.cors`).
     pub cors: Option<Arc<crate::edge::CorsPolicy>>,
     /// Client IP lists (the route's or `defaults.client_ips`).
@@ -173,6 +175,20 @@ pub fn compile_routes(
             .map(|json| compile_json(json, &format!("{path}.response.json"), errors));
         let (cors, client_ips) =
             super::route_edge::compile_route_edge(route, &file.defaults, &path, errors);
+        let identity_assertion = route
+            .request
+            .as_ref()
+            .and_then(|r| r.identity_assertion.as_ref())
+            .and_then(|name| {
+                http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| {
+                        errors.push(PathError::new(
+                            format!("{path}.request.identity_assertion"),
+                            format!("`{name}` is not a header name"),
+                        ))
+                    })
+                    .ok()
+            });
         let request_file = route.request.as_ref();
         let rewrite_path = request_file
             .and_then(|r| r.rewrite_path.as_ref())
@@ -256,6 +272,7 @@ pub fn compile_routes(
             claims_header,
             cors,
             client_ips,
+            identity_assertion,
         }));
     }
     let table = RouteTable::build(&matchers).unwrap_or_else(|conflicts| {

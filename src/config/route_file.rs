@@ -69,6 +69,10 @@ pub struct RequestTransformFile {
     /// Forward the verified claims as one base64url JSON header of this name.
     #[serde(default)]
     pub claims_header: Option<String>,
+    /// Send a short-lived JWT signed by the gateway about the caller in this header (keys at
+    /// `GET /.portcullis/jwks.json`).
+    #[serde(default)]
+    pub identity_assertion: Option<String>,
     #[serde(default)]
     pub json: Option<JsonTransformFile>,
 }

@@ -1,7 +1,7 @@
 //! What the gateway changes on the way through. To the upstream (`upstream_request_filter`):
 //! client headers it does not pass on ([`strip`]), the normalized path, the target ([`rewrite`]), `X-Forwarded-*`, `Host`, the request id, the
-//! claims header, the session (gateway cookies out, access token in when asked) and the route's
-//! request header operations. Back to the client (`response_filter`): the request id, the
+//! claims header, the identity assertion, the session (gateway cookies out, access token in when
+//! asked) and the route's request header operations. Back to the client (`response_filter`): the request id, the
 //! `RateLimit` headers of an admitted request, a refreshed session's cookies, the route's CORS
 //! headers, hop-by-hop headers out, and the route's response header operations.
 
@@ -50,6 +50,18 @@ pub fn prepare_upstream_request(
     }
     upstream_request.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
     forward_session(upstream_request, ctx, route)?;
+    if let Some(name) = &route.identity_assertion {
+        // Never the client's own: only a freshly minted one goes upstream.
+        upstream_request.remove_header(name);
+        let minted = ctx.identity.as_deref().and_then(|identity| {
+            ctx.snapshot
+                .assertions
+                .assertion(identity, &route.upstream.settings.name)
+        });
+        if let Some(assertion) = minted {
+            upstream_request.insert_header(name.clone(), assertion.as_ref())?;
+        }
+    }
 
     if let (Some(name), Some(claims)) = (&route.claims_header, ctx.claims()) {
         use base64::Engine;

@@ -108,7 +108,12 @@ impl ProxyHttp for Gateway {
         );
         ctx.facts = RequestFacts::read(session, &snapshot.config.trusted_proxies);
         let path = session.req_header().uri.path();
-        let outcome = if forward_auth::is_forward_auth(&snapshot, path) {
+        let outcome = if path == crate::identity_assertion::JWKS_PATH {
+            Err(reply::Reply::Document {
+                content_type: "application/json",
+                body: snapshot.assertions.jwks(),
+            })
+        } else if forward_auth::is_forward_auth(&snapshot, path) {
             Err(forward_auth::serve(session, ctx, &snapshot).await)
         } else if let Some(which) = sign_in_paths::reserved(&snapshot, path) {
             Err(sign_in_paths::serve(which, session, ctx, &snapshot).await)

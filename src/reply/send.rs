@@ -29,6 +29,11 @@ pub enum Reply {
     Preflight {
         headers: Vec<(http::HeaderName, http::HeaderValue)>,
     },
+    /// `200` with a document the gateway publishes (its assertion JWKS).
+    Document {
+        content_type: &'static str,
+        body: String,
+    },
 }
 
 impl From<Denial> for Reply {
@@ -44,6 +49,7 @@ impl Reply {
             Reply::Redirect { .. } => 302,
             Reply::Done | Reply::Allowed { .. } => 200,
             Reply::Preflight { .. } => 204,
+            Reply::Document { .. } => 200,
         }
     }
 
@@ -55,6 +61,7 @@ impl Reply {
             Reply::Done => "done",
             Reply::Allowed { .. } => "allowed",
             Reply::Preflight { .. } => "preflight",
+            Reply::Document { .. } => "document",
         }
     }
 }
@@ -73,6 +80,9 @@ pub async fn send_reply(
     let no_headers: &[(http::HeaderName, http::HeaderValue)] = &[];
     let (status, location, set_cookies, headers) = match reply {
         Reply::Refusal(denial) => return send(session, denial, request_id, extra).await,
+        Reply::Document { content_type, body } => {
+            return send_document(session, content_type, body, request_id).await
+        }
         Reply::Redirect {
             location,
             set_cookies,
@@ -112,6 +122,27 @@ pub async fn send_reply(
         .write_response_header(Box::new(header), false)
         .await?;
     session.write_response_body(None, true).await?;
+    Ok(())
+}
+
+/// Writes a published document (`200`, cacheable for five minutes).
+async fn send_document(
+    session: &mut Session,
+    content_type: &'static str,
+    body: &str,
+    request_id: &str,
+) -> Result<()> {
+    let mut header = ResponseHeader::build(200, Some(4))?;
+    header.insert_header("content-type", content_type)?;
+    header.insert_header("content-length", body.len().to_string())?;
+    header.insert_header("cache-control", "public, max-age=300")?;
+    header.insert_header(REQUEST_ID_HEADER, request_id)?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    let body = (session.req_header().method != http::Method::HEAD)
+        .then(|| bytes::Bytes::from(body.to_owned()));
+    session.write_response_body(body, true).await?;
     Ok(())
 }
 

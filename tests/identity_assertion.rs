@@ -1,0 +1,129 @@
+//! Integration: the gateway-signed identity assertion. The upstream receives a short-lived ES256
+//! JWT about the caller that a standard JWT library verifies with the keys at
+//! `/.portcullis/jwks.json`; a client cannot send its own; a warm path reuses the assertion; the
+//! keys survive a reload.
+
+mod common;
+
+use common::mocks::{self, echoed, DevIdp};
+use common::{client, GatewayProcess};
+use jsonwebtoken::{jwk::JwkSet, Algorithm, DecodingKey, Validation};
+
+fn config(idp: &DevIdp, upstream: std::net::SocketAddr) -> String {
+    format!(
+        r#"
+server:
+  listen: ["127.0.0.1:{{port}}"]
+  threads: 2
+admin:
+  listen: "127.0.0.1:{{admin_port}}"
+identity_providers:
+  acme:
+    discovery: "{discovery}"
+    audiences: ["orders-api"]
+upstreams:
+  orders:
+    targets: ["{upstream}"]
+routes:
+  - name: api
+    match: {{ path_prefix: /api/ }}
+    strip_prefix: true
+    upstream: orders
+    auth: {{ providers: [acme] }}
+    request: {{ identity_assertion: X-Portcullis-Assertion }}
+  - name: open
+    match: {{ path_prefix: /open/ }}
+    strip_prefix: true
+    upstream: orders
+    auth: none
+    request: {{ identity_assertion: X-Portcullis-Assertion }}
+"#,
+        discovery = idp.discovery_url("acme"),
+    )
+}
+
+#[tokio::test]
+async fn upstreams_verify_the_assertion_with_the_gateway_keys() {
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("orders");
+    let gateway = GatewayProcess::start(&config(&idp, upstream.addr()));
+    let http = client();
+    let token = idp
+        .token("acme")
+        .subject("user-7")
+        .realm_roles(&["reader"])
+        .groups(&["/engineering"])
+        .mint()
+        .unwrap();
+    let get = |path: &str| {
+        http.get(gateway.url(path))
+            .bearer_auth(&token)
+            .header("x-portcullis-assertion", "forged")
+            .send()
+    };
+    let first = echoed(get("/api/_test/echo").await.unwrap()).await;
+    let assertion = first["x-portcullis-assertion"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(assertion, "forged");
+    assert_eq!(first["x-portcullis-assertion"].as_array().unwrap().len(), 1);
+
+    let jwks: JwkSet = http
+        .get(gateway.url("/.portcullis/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&assertion).unwrap();
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("the kid is published");
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_audience(&["orders"]);
+    validation.set_issuer(&["portcullis"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        &assertion,
+        &DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["sub"], "user-7");
+    assert!(claims["realm_roles"]
+        .as_array()
+        .unwrap()
+        .contains(&"reader".into()));
+    assert_eq!(claims["groups"], serde_json::json!(["/engineering"]));
+    assert_eq!(claims["idp"], idp.issuer("acme"));
+    assert!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap() <= 60);
+
+    // Warm: the same assertion, no new signature.
+    let second = echoed(get("/api/_test/echo").await.unwrap()).await;
+    assert_eq!(second["x-portcullis-assertion"][0], assertion.as_str());
+    // Anonymous: nothing to assert, and the client's header never passes.
+    let open = echoed(get("/open/_test/echo").await.unwrap()).await;
+    assert!(open.get("x-portcullis-assertion").is_none(), "{open}");
+
+    // The keys survive a reload.
+    gateway.write_config(&config(&idp, upstream.addr()));
+    assert_eq!(
+        http.post(gateway.admin_url("/reload"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let after: JwkSet = http
+        .get(gateway.url("/.portcullis/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(after.find(header.kid.as_deref().unwrap()).is_some());
+}
