@@ -26,7 +26,7 @@
 //! | [`transform`] | header operations, JSON body transforms |
 //! | [`upstream`] | target pools: round robin, health checks, passive failure handling, TLS |
 //! | [`metrics`] / [`access_log`] | Prometheus metrics and the JSON access log |
-//! | [`request_id`] / [`ip_text`] | the request id; addresses as text without `fmt` |
+//! | [`request_id`] / [`ip_text`] / [`trace_context`] | the request id; addresses as text without `fmt`; W3C `traceparent` |
 //! | [`dev`] | the development identity provider and `portcullis demo` (also the tests' mocks) |
 
 pub mod access_log;
@@ -48,5 +48,6 @@ pub mod request_id;
 pub mod routing;
 pub mod sign_in;
 pub mod snapshot;
+pub mod trace_context;
 pub mod transform;
 pub mod upstream;

@@ -92,6 +92,8 @@ pub struct Context {
     /// The configuration this request started with.
     pub snapshot: Arc<Snapshot>,
     pub request_id: RequestId,
+    /// The W3C trace this request belongs to (continued or started here).
+    pub trace: crate::trace_context::TraceContext,
     /// What was read off the client request once (host, client address, …).
     pub facts: RequestFacts,
     /// The matched route; set by the route step, so every later hook has one.
@@ -136,6 +138,7 @@ impl Context {
         Context {
             snapshot,
             request_id: RequestId::generate(),
+            trace: Default::default(),
             facts: RequestFacts::default(),
             route: None,
             identity: None,

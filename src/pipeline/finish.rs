@@ -67,6 +67,7 @@ pub fn record(session: &Session, ctx: &Context, access_log: &AccessLog) {
         status,
         subject,
         time: &rfc3339_now(),
+        trace_id: ctx.trace.trace_id.as_str(),
         upstream_ms: ctx.upstream.elapsed.map(|d| d.as_secs_f64() * 1000.0),
     };
     // Plain strings and numbers always serialize; a line is written whole or not at all.
@@ -97,6 +98,7 @@ struct AccessLine<'a> {
     status: u16,
     subject: Option<&'a str>,
     time: &'a str,
+    trace_id: &'a str,
     upstream_ms: Option<f64>,
 }
 
@@ -105,7 +107,7 @@ mod tests {
     use super::*;
 
     /// The line is byte for byte what the former `serde_json::json!` construction produced (with
-    /// `peer_ip`, added since).
+    /// `peer_ip` and `trace_id`, added since).
     #[test]
     fn access_lines_keep_their_format() {
         let line = AccessLine {
@@ -124,6 +126,7 @@ mod tests {
             status: 200,
             subject: None,
             time: "2026-11-29T04:07:07.473Z",
+            trace_id: "0af7651916cd43dd8448eb211c80319c",
             upstream_ms: Some(0.5),
         };
         let former = serde_json::json!({
@@ -143,6 +146,7 @@ mod tests {
             "auth": line.auth,
             "reason": line.reason,
             "rate_limit": line.rate_limit,
+            "trace_id": line.trace_id,
         });
         assert_eq!(serde_json::to_string(&line).unwrap(), former.to_string());
     }

@@ -107,6 +107,9 @@ impl ProxyHttp for Gateway {
             request.headers.get(REQUEST_ID_HEADER).map(|v| v.as_bytes()),
         );
         ctx.facts = RequestFacts::read(session, &snapshot.config.trusted_proxies);
+        ctx.trace = crate::trace_context::TraceContext::from_traceparent(
+            request.headers.get("traceparent").map(|v| v.as_bytes()),
+        );
         let path = session.req_header().uri.path();
         let outcome = if path == crate::identity_assertion::JWKS_PATH {
             Err(reply::Reply::Document {
@@ -125,7 +128,8 @@ impl ProxyHttp for Gateway {
             Err(answer) => {
                 ctx.denial_reason = Some(answer.reason());
                 let cors = std::mem::take(&mut ctx.cors_headers);
-                reply::send_reply(session, &answer, ctx.request_id.as_str(), &cors).await?;
+                let ids = (ctx.request_id.as_str(), ctx.trace.trace_id.as_str());
+                reply::send_reply(session, &answer, ids.0, ids.1, &cors).await?;
                 Ok(true)
             }
         }
@@ -293,8 +297,8 @@ impl ProxyHttp for Gateway {
         ctx.denial_reason = Some(denial.reason());
         if session.response_written().is_none() {
             session.set_keepalive(None);
-            let sent =
-                reply::send(session, &denial, ctx.request_id.as_str(), &ctx.cors_headers).await;
+            let ids = (ctx.request_id.as_str(), ctx.trace.trace_id.as_str());
+            let sent = reply::send(session, &denial, ids.0, ids.1, &ctx.cors_headers).await;
             if let Err(write_error) = sent {
                 tracing::debug!(error = %write_error, "could not send the error response");
             }

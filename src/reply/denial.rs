@@ -204,7 +204,7 @@ impl Denial {
     }
 
     /// The problem+json body.
-    pub fn body(&self, request_id: &str) -> Bytes {
+    pub fn body(&self, request_id: &str, trace_id: &str) -> Bytes {
         let body = serde_json::json!({
             "type": format!("urn:portcullis:problem:{}", self.reason()),
             "title": self.title(),
@@ -212,6 +212,7 @@ impl Denial {
             "detail": self.detail(),
             "reason": self.reason(),
             "request_id": request_id,
+            "trace_id": trace_id,
         });
         Bytes::from(body.to_string())
     }
@@ -315,7 +316,9 @@ mod tests {
     #[test]
     fn problem_body_carries_reason_and_request_id() {
         let denial = Denial::NoRoute;
-        let body: serde_json::Value = serde_json::from_slice(&denial.body("req-1")).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&denial.body("req-1", "0af7651916cd43dd8448eb211c80319c"))
+                .unwrap();
         assert_eq!(body["status"], 404);
         assert_eq!(body["reason"], "no_route");
         assert_eq!(body["request_id"], "req-1");

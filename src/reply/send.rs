@@ -75,11 +75,12 @@ pub async fn send_reply(
     session: &mut Session,
     reply: &Reply,
     request_id: &str,
+    trace_id: &str,
     extra: ExtraHeaders<'_>,
 ) -> Result<()> {
     let no_headers: &[(http::HeaderName, http::HeaderValue)] = &[];
     let (status, location, set_cookies, headers) = match reply {
-        Reply::Refusal(denial) => return send(session, denial, request_id, extra).await,
+        Reply::Refusal(denial) => return send(session, denial, request_id, trace_id, extra).await,
         Reply::Document { content_type, body } => {
             return send_document(session, content_type, body, request_id).await
         }
@@ -152,9 +153,10 @@ pub async fn send(
     session: &mut Session,
     denial: &Denial,
     request_id: &str,
+    trace_id: &str,
     extra: ExtraHeaders<'_>,
 ) -> Result<()> {
-    let body = denial.body(request_id);
+    let body = denial.body(request_id, trace_id);
     let mut header = denial.response_header(request_id, body.len())?;
     for (name, value) in extra {
         header.append_header(name.clone(), value.clone())?;
