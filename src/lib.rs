@@ -25,7 +25,7 @@
 //! | [`ratelimit`] | per-client rate-limit policies, local or through Redis |
 //! | [`transform`] | header operations, JSON body transforms |
 //! | [`upstream`] | target pools: round robin, health checks, passive failure handling, TLS |
-//! | [`metrics`] / [`access_log`] | Prometheus metrics and the JSON access log |
+//! | [`metrics`] / [`access_log`] / [`telemetry`] | Prometheus metrics, the JSON access log, spans over OTLP/HTTP |
 //! | [`request_id`] / [`ip_text`] / [`trace_context`] | the request id; addresses as text without `fmt`; W3C `traceparent` |
 //! | [`dev`] | the development identity provider and `portcullis demo` (also the tests' mocks) |
 
@@ -48,6 +48,7 @@ pub mod request_id;
 pub mod routing;
 pub mod sign_in;
 pub mod snapshot;
+pub mod telemetry;
 pub mod trace_context;
 pub mod transform;
 pub mod upstream;

@@ -28,6 +28,7 @@ pub struct Metrics {
     pub sign_in_events: IntCounterVec,
     pub sign_in_sessions: IntGauge,
     pub introspections: IntCounterVec,
+    pub spans_dropped: prometheus::IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -139,6 +140,11 @@ pub fn metrics() -> &'static Metrics {
             "portcullis_introspections_total",
             "Token introspection answers (the cache's included) by provider and outcome",
             &["provider", "outcome"]
+        )
+        .expect("metric registers once"),
+        spans_dropped: prometheus::register_int_counter!(
+            "portcullis_spans_dropped_total",
+            "Request spans dropped because the export queue was full"
         )
         .expect("metric registers once"),
         sign_in_sessions: register_int_gauge!(

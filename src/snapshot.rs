@@ -33,6 +33,9 @@ pub struct Snapshot {
     /// Browser sign-in, when `browser_sign_in` is configured (the compiler refuses a route
     /// with `auth.sign_in` without it).
     pub sign_in: Option<Arc<SignIn>>,
+    /// The span exporter, when `telemetry.tracing` is configured (kept across reloads while
+    /// its settings do not change).
+    pub spans: Option<Arc<crate::telemetry::SpanExporter>>,
     /// The gateway's identity-assertion keys (kept across reloads).
     pub assertions: Arc<crate::identity_assertion::AssertionSigner>,
 }
@@ -95,7 +98,16 @@ impl Snapshot {
                     .ok_or(ActivationError::AssertionKey)?,
             ),
         };
+        let spans = config.tracing.clone().map(|settings| {
+            let kept = previous
+                .and_then(|p| p.spans.clone())
+                .filter(|exporter| exporter.settings == settings);
+            kept.unwrap_or_else(|| {
+                Arc::new(crate::telemetry::SpanExporter::start(settings, control))
+            })
+        });
         Ok(Snapshot {
+            spans,
             assertions,
             config,
             authenticator: Arc::new(authenticator),

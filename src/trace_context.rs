@@ -18,6 +18,8 @@ pub struct TraceContext {
     pub parent_id: Option<String>,
     /// `01` when sampled.
     pub flags: String,
+    /// Whether this request's spans are exported.
+    pub sampled: bool,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -43,8 +45,8 @@ fn is_lower_hex(text: &str, len: usize) -> bool {
 
 impl TraceContext {
     /// The context of a request with this `traceparent` header value (if any); an invalid one
-    /// starts a new trace.
-    pub fn from_traceparent(header: Option<&[u8]>) -> TraceContext {
+    /// starts a new trace, sampled with probability `new_trace_ratio` (decided from the id).
+    pub fn from_traceparent(header: Option<&[u8]>, new_trace_ratio: f64) -> TraceContext {
         let parsed = header
             .and_then(|h| std::str::from_utf8(h).ok())
             .and_then(|h| {
@@ -64,17 +66,23 @@ impl TraceContext {
             });
         match parsed {
             Some((trace_id, parent, flags)) => TraceContext {
+                sampled: u8::from_str_radix(&flags, 16).is_ok_and(|f| f & 1 == 1),
                 trace_id,
                 span_id: random_hex(8),
                 parent_id: Some(parent),
                 flags,
             },
-            None => TraceContext {
-                trace_id: random_hex(16),
-                span_id: random_hex(8),
-                parent_id: None,
-                flags: "00".into(),
-            },
+            None => {
+                let trace_id = random_hex(16);
+                let sampled = crate::telemetry::sampled_by_ratio(&trace_id, new_trace_ratio);
+                TraceContext {
+                    trace_id,
+                    span_id: random_hex(8),
+                    parent_id: None,
+                    flags: if sampled { "01" } else { "00" }.into(),
+                    sampled,
+                }
+            }
         }
     }
 
@@ -91,12 +99,13 @@ mod tests {
     #[test]
     fn a_valid_traceparent_is_continued() {
         let incoming = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-        let trace = TraceContext::from_traceparent(Some(incoming));
+        let trace = TraceContext::from_traceparent(Some(incoming), 0.0);
         assert_eq!(trace.trace_id, "0af7651916cd43dd8448eb211c80319c");
         assert_eq!(trace.parent_id.as_deref(), Some("b7ad6b7169203331"));
         let upstream = trace.upstream_traceparent();
         assert!(upstream.starts_with("00-0af7651916cd43dd8448eb211c80319c-"));
         assert!(upstream.ends_with("-01"));
+        assert!(trace.sampled, "the caller's decision is followed");
         assert_ne!(
             trace.span_id, "b7ad6b7169203331",
             "the gateway is a hop of its own"
@@ -114,14 +123,15 @@ mod tests {
             b"garbage",
             b"\xff\xfe",
         ] {
-            let trace = TraceContext::from_traceparent(Some(bad));
+            let trace = TraceContext::from_traceparent(Some(bad), 0.0);
             assert_eq!(trace.parent_id, None, "{}", String::from_utf8_lossy(bad));
             assert!(is_lower_hex(&trace.trace_id, 32));
         }
-        let fresh = TraceContext::from_traceparent(None);
+        let fresh = TraceContext::from_traceparent(None, 1.0);
+        assert!(fresh.sampled && fresh.flags == "01");
         assert_ne!(
             fresh.trace_id,
-            TraceContext::from_traceparent(None).trace_id
+            TraceContext::from_traceparent(None, 0.0).trace_id
         );
     }
 }

@@ -45,6 +45,8 @@ pub struct CompiledConfig {
     pub provider_clients: Vec<Option<crate::oidc::client::ClientCredentials>>,
     /// `browser_sign_in`, when configured.
     pub sign_in: Option<Arc<crate::sign_in::settings::SignInSettings>>,
+    /// `telemetry.tracing`, when configured.
+    pub tracing: Option<crate::telemetry::TracingSettings>,
     /// The path of the forward-auth endpoint, when `forward_auth` is configured.
     pub forward_auth_path: Option<String>,
     pub rate_limits: Vec<RateLimitPolicy>,
@@ -144,6 +146,11 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
         .forward_auth
         .as_ref()
         .and_then(|section| compile_forward_auth(section, sign_in.as_deref(), &mut errors));
+    let tracing = file
+        .telemetry
+        .as_ref()
+        .and_then(|telemetry| telemetry.tracing.as_ref())
+        .and_then(|tracing| crate::telemetry::compile_tracing(tracing, &mut errors));
     let rate_limits = crate::ratelimit::compile_rate_limits(&file.rate_limits, &mut errors);
     let concurrency_limits =
         crate::ratelimit::compile_concurrency_limits(&file.rate_limits, &mut errors);
@@ -198,6 +205,7 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
             provider_clients,
             sign_in,
             forward_auth_path,
+            tracing,
             rate_limits,
             concurrency_limits,
             redis,

@@ -10,6 +10,7 @@ pub use super::edge_file::*;
 use super::policy_file::{AuthFile, RuleFile};
 pub use super::route_file::*;
 pub use super::sign_in_file::*;
+pub use super::telemetry_file::*;
 pub use super::units::StringOrList;
 use super::units::{ByteRate, ByteSize, ConfigDuration, RateSpec};
 use serde::Deserialize;
@@ -41,6 +42,9 @@ pub struct FileConfig {
     pub defaults: DefaultsFile,
     #[serde(default)]
     pub access_log: Option<AccessLogFile>,
+    /// Spans exported over OTLP/HTTP.
+    #[serde(default)]
+    pub telemetry: Option<TelemetryFile>,
     /// Browser sign-in (OIDC authorization code flow) for routes with `auth.sign_in`.
     #[serde(default)]
     pub browser_sign_in: Option<BrowserSignInFile>,

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod policy_file;
 pub mod route_file;
 pub mod sign_in_file;
+pub mod telemetry_file;
 pub mod units;
 
 pub use diagnostics::{ConfigError, ConfigErrors, PathError, PositionIndex};

@@ -118,6 +118,8 @@ pub struct Context {
     pub response_cookies: Vec<String>,
     /// The access token of the request's browser session (for `pass_access_token`).
     pub session_access_token: Option<String>,
+    /// Timed phases of a sampled request: (name, offset from `started`, duration).
+    pub phases: Vec<(&'static str, std::time::Duration, std::time::Duration)>,
     /// The route's CORS headers for this request's response (also on the gateway's refusals).
     pub cors_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// Slots of `concurrency` policies, held until the request ends (dropping the context
@@ -155,6 +157,7 @@ impl Context {
             sign_in_redirects: true,
             concurrency_slots: Vec::new(),
             cors_headers: Vec::new(),
+            phases: Vec::new(),
             body_pace: None,
             started: Instant::now(),
         }

@@ -12,6 +12,7 @@ pub fn record(session: &Session, ctx: &Context, access_log: &AccessLog) {
     let status = session
         .response_written()
         .map_or(0, |response| response.status.as_u16());
+    super::spans::export(session, ctx, status);
     let request = session.req_header();
     let route = ctx.route.as_deref().map_or("", |route| route.name.as_str());
     let route_label = if route.is_empty() { "(none)" } else { route };

@@ -11,6 +11,7 @@
 //! | [`introspect`] | RFC 7662 introspection of a verified token, for `auth.introspect` routes |
 //! | [`sign_in_paths`] | the callback, logout and back-channel logout paths, answered before routing |
 //! | [`forward_auth`] | the verdict for another proxy's auth subrequest, on the same steps |
+//! | [`spans`] | a sampled request's spans, timed by the steps and handed to the exporter |
 //! | [`upstream_peer`] | target selection and connection outcomes |
 //! | [`forward`], [`strip`], [`rewrite`] | the upstream request (headers, path and query) and the response headers |
 //! | [`body`] | JSON body transformation in the body hooks |
@@ -35,6 +36,7 @@ pub mod rate_limit;
 pub mod rewrite;
 pub mod route;
 pub mod sign_in_paths;
+pub mod spans;
 pub mod steps;
 pub mod strip;
 pub mod upstream_peer;
@@ -107,8 +109,14 @@ impl ProxyHttp for Gateway {
             request.headers.get(REQUEST_ID_HEADER).map(|v| v.as_bytes()),
         );
         ctx.facts = RequestFacts::read(session, &snapshot.config.trusted_proxies);
+        let ratio = snapshot
+            .config
+            .tracing
+            .as_ref()
+            .map_or(0.0, |tracing| tracing.sample_ratio);
         ctx.trace = crate::trace_context::TraceContext::from_traceparent(
             request.headers.get("traceparent").map(|v| v.as_bytes()),
+            ratio,
         );
         let path = session.req_header().uri.path();
         let outcome = if path == crate::identity_assertion::JWKS_PATH {

@@ -14,7 +14,7 @@
 //! | request body | [`body`](super::body) | never (marks the body for transformation) |
 
 use super::context::Context;
-use super::{authenticate, body, client_ips, cors, guard, rate_limit, route};
+use super::{authenticate, body, client_ips, cors, guard, rate_limit, route, spans};
 use crate::reply::Reply;
 use crate::snapshot::Snapshot;
 use pingora::http::RequestHeader;
@@ -29,8 +29,14 @@ pub async fn run(
     let route = route::select(request, ctx, snapshot)?;
     client_ips::check(ctx, &route)?;
     cors::apply(request, ctx, &route)?;
-    authenticate::check(request, ctx, snapshot, &route).await?;
-    rate_limit::check(request, ctx, snapshot, &route).await?;
+    let started = std::time::Instant::now();
+    let authenticated = authenticate::check(request, ctx, snapshot, &route).await;
+    spans::record_phase(ctx, "authenticate", started);
+    authenticated?;
+    let started = std::time::Instant::now();
+    let limited = rate_limit::check(request, ctx, snapshot, &route).await;
+    spans::record_phase(ctx, "rate_limit", started);
+    limited?;
     body::prepare_request(request, ctx, snapshot, &route)?;
     Ok(())
 }
