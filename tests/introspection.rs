@@ -183,3 +183,55 @@ async fn one_call_per_token_in_flight_and_a_failing_endpoint_fails_closed() {
     idp.set_outage(None);
     assert_eq!(status(&gateway, "/checked/_test/echo", &fresh).await, 200);
 }
+
+#[tokio::test]
+async fn opaque_tokens_are_introspected_instead_of_verified() {
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("api");
+    let text = config(&idp, upstream.addr())
+        .replace(
+            "    introspection: { cache_ttl: 1s }",
+            "    introspection: { cache_ttl: 1s }\n    opaque_tokens: true",
+        )
+        .replace(
+            "    auth: { providers: [acme], introspect: true }",
+            "    auth: { providers: [acme], introspect: true, require: { realm_role: reader } }\n    request: { set_headers: { X-User: \"{claims.sub}\" } }",
+        );
+    let gateway = GatewayProcess::start(&text);
+    let reader = idp
+        .token("acme")
+        .subject("opaque-reader")
+        .realm_roles(&["reader"]);
+    let jti = reader.claims()["jti"].as_str().unwrap().to_owned();
+    let opaque = idp.opaque_token("acme", &reader);
+    assert!(!opaque.contains('.'), "not a JWT");
+    let response = client()
+        .get(gateway.url("/checked/_test/echo"))
+        .bearer_auth(&opaque)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mocks::echoed(response).await["x-user"][0], "opaque-reader");
+    // The rule reads the identity the introspection answered.
+    let outsider = idp.opaque_token("acme", &idp.token("acme").realm_roles(&["guest"]));
+    assert_eq!(
+        status(&gateway, "/checked/_test/echo", &outsider).await,
+        403
+    );
+    // Unknown to the provider, or revoked: inactive.
+    assert_eq!(
+        status(&gateway, "/checked/_test/echo", "not-a-token-anyone-issued").await,
+        401
+    );
+    idp.revoke_token("acme", &jti);
+    until_status(&gateway, "/checked/_test/echo", &opaque, 401).await;
+    // A route without introspection cannot read an opaque token.
+    let plain = client()
+        .get(gateway.url("/plain/_test/echo"))
+        .bearer_auth(&opaque)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 401);
+    assert_eq!(problem(plain).await["reason"], "malformed");
+}

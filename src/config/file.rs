@@ -185,6 +185,9 @@ pub struct ProviderFile {
     /// Token introspection for routes with `auth.introspect: true`.
     #[serde(default)]
     pub introspection: Option<IntrospectionFile>,
+    /// Accept tokens that are not JWTs on `introspect` routes: introspection alone decides.
+    #[serde(default)]
+    pub opaque_tokens: Option<bool>,
 }
 
 /// `identity_providers.<name>.introspection`.

@@ -10,36 +10,40 @@
 //! endpoint is [`IntrospectionError`]: the request path answers 503 (fail closed).
 
 use super::client::ClientCredentials;
-use super::introspection_cache::{hash, IntrospectionError};
+use super::introspection_cache::{hash, Answer, IntrospectionError};
 use super::provider::{unix_now, Provider};
+use crate::policy::Identity;
+use std::sync::Arc;
 
-/// Whether `token` (verified locally, expiring at `exp`) is still active at `provider`.
-pub async fn is_active(
+/// Whether `token` (verified locally, expiring at `exp`; or opaque, `exp` unknown) is still
+/// active at `provider`: `Some(identity)` from the introspection response when it is.
+pub async fn introspect(
     provider: &Provider,
     client: &ClientCredentials,
     token: &str,
     exp: Option<u64>,
-) -> Result<bool, IntrospectionError> {
+) -> Result<Answer, IntrospectionError> {
     let cache = &provider.introspection;
     let key = hash(token);
     let now = unix_now();
-    if let Some(active) = cache.cached(&key, now) {
-        return Ok(active);
+    if let Some(answer) = cache.cached(&key, now) {
+        return Ok(answer);
     }
     let flight = cache.flight(key);
     let answer = flight
         .get_or_init(|| async {
             let answer = ask(provider, client, token).await;
-            if let Ok(active) = answer {
+            if let Ok(identity) = &answer {
                 let ttl = provider.settings.introspection_ttl.as_secs();
+                // An opaque token's expiry is only known from the answer.
+                let exp = exp.or_else(|| {
+                    identity
+                        .as_ref()
+                        .and_then(|i| i.claims().get("exp").and_then(serde_json::Value::as_u64))
+                });
                 let until = exp.map_or(now + ttl, |exp| exp.min(now + ttl));
-                cache.remember(
-                    key,
-                    active,
-                    until,
-                    now,
-                    provider.settings.introspection_entries,
-                );
+                let entries = provider.settings.introspection_entries;
+                cache.remember(key, identity.clone(), until, now, entries);
             }
             answer
         })
@@ -54,7 +58,7 @@ async fn ask(
     provider: &Provider,
     client: &ClientCredentials,
     token: &str,
-) -> Result<bool, IntrospectionError> {
+) -> Result<Answer, IntrospectionError> {
     let endpoint = provider
         .endpoints()
         .and_then(|e| e.introspection.clone())
@@ -75,8 +79,9 @@ async fn ask(
     let answer: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
         IntrospectionError(format!("{endpoint} answered something other than JSON"))
     })?;
-    answer
+    let active = answer
         .get("active")
         .and_then(serde_json::Value::as_bool)
-        .ok_or_else(|| IntrospectionError(format!("{endpoint} answered without `active`")))
+        .ok_or_else(|| IntrospectionError(format!("{endpoint} answered without `active`")))?;
+    Ok(active.then(|| Arc::new(Identity::from_claims(answer))))
 }

@@ -2,13 +2,16 @@
 //! kept), bounded, and the flights that make concurrent requests with one token share a single
 //! call to the endpoint (see [`super::introspection`]).
 
+use crate::policy::Identity;
 use aws_lc_rs::digest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::OnceCell;
 
 pub type TokenHash = [u8; 32];
-pub type Flight = Arc<OnceCell<Result<bool, IntrospectionError>>>;
+/// An answer: the caller's identity from the introspection response when active.
+pub type Answer = Option<Arc<Identity>>;
+pub type Flight = Arc<OnceCell<Result<Answer, IntrospectionError>>>;
 
 /// The endpoint could not be asked or gave no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +26,8 @@ impl std::fmt::Display for IntrospectionError {
 /// Cached answers and flights of one provider.
 #[derive(Debug, Default)]
 pub struct IntrospectionCache {
-    /// token hash → (active, unix second until which the answer holds, insertion order)
-    answers: Mutex<HashMap<TokenHash, (bool, u64, u64)>>,
+    /// token hash → (answer, unix second until which it holds, insertion order)
+    answers: Mutex<HashMap<TokenHash, (Answer, u64, u64)>>,
     flights: Mutex<HashMap<TokenHash, Flight>>,
     inserted: std::sync::atomic::AtomicU64,
 }
@@ -37,15 +40,22 @@ pub fn hash(token: &str) -> TokenHash {
 }
 
 impl IntrospectionCache {
-    pub fn cached(&self, key: &TokenHash, now: u64) -> Option<bool> {
+    pub fn cached(&self, key: &TokenHash, now: u64) -> Option<Answer> {
         let answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
         answers
             .get(key)
             .filter(|(_, until, _)| *until > now)
-            .map(|(active, _, _)| *active)
+            .map(|(answer, _, _)| answer.clone())
     }
 
-    pub fn remember(&self, key: TokenHash, active: bool, until: u64, now: u64, max_entries: usize) {
+    pub fn remember(
+        &self,
+        key: TokenHash,
+        answer: Answer,
+        until: u64,
+        now: u64,
+        max_entries: usize,
+    ) {
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
         if answers.len() >= max_entries {
             answers.retain(|_, (_, until, _)| *until > now);
@@ -59,7 +69,7 @@ impl IntrospectionCache {
         let order = self
             .inserted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        answers.insert(key, (active, until, order));
+        answers.insert(key, (answer, until, order));
     }
 
     /// Number of cached answers.
@@ -96,16 +106,19 @@ mod tests {
     #[test]
     fn answers_expire_and_the_cache_stays_bounded() {
         let cache = IntrospectionCache::default();
-        cache.remember(hash("a"), true, 100, 10, 4);
-        assert_eq!(cache.cached(&hash("a"), 50), Some(true));
-        assert_eq!(cache.cached(&hash("a"), 100), None, "expired");
+        let active = Some(Arc::new(Identity::from_claims(
+            serde_json::json!({"sub": "u"}),
+        )));
+        cache.remember(hash("a"), active, 100, 10, 4);
+        assert!(cache.cached(&hash("a"), 50).is_some_and(|a| a.is_some()));
+        assert!(cache.cached(&hash("a"), 100).is_none(), "expired");
         for i in 0..20 {
-            cache.remember(hash(&format!("t{i}")), false, 1000, 10, 4);
+            cache.remember(hash(&format!("t{i}")), None, 1000, 10, 4);
         }
         assert!(cache.len() <= 4, "{}", cache.len());
-        assert_eq!(
-            cache.cached(&hash("t19"), 20),
-            Some(false),
+        let newest = cache.cached(&hash("t19"), 20);
+        assert!(
+            newest.is_some_and(|a| a.is_none()),
             "the newest answer is kept"
         );
     }

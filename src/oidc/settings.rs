@@ -44,6 +44,8 @@ pub struct ProviderSettings {
     /// How long an introspection answer is reused, and how many are kept.
     pub introspection_ttl: Duration,
     pub introspection_entries: usize,
+    /// Opaque (non-JWT) tokens are introspected instead of verified.
+    pub opaque_tokens: bool,
 }
 
 const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
@@ -250,6 +252,12 @@ pub fn compile_provider(
         &format!("{path}.introspection.max_entries"),
         &mut errors,
     ) as usize;
+    if file.opaque_tokens == Some(true) && file.client.is_none() {
+        errors.push(PathError::new(
+            format!("{path}.opaque_tokens"),
+            "opaque tokens are introspected: give the provider a `client` block",
+        ));
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -276,5 +284,6 @@ pub fn compile_provider(
         cache_ttl,
         introspection_ttl,
         introspection_entries,
+        opaque_tokens: file.opaque_tokens.unwrap_or(false),
     })
 }

@@ -39,7 +39,35 @@ pub async fn check(
     };
     let minimal = config.error_detail == ErrorDetail::Minimal;
     let without_credential = matches!(snapshot.authenticator.sources.extract(request), Ok(None));
+    let opaque = if *introspect {
+        super::introspect::opaque_provider(request, snapshot, providers)
+    } else {
+        None
+    };
+    let refused = |(status, reason, description): super::introspect::Refusal, provider: usize| {
+        Denial::Unauthenticated {
+            status,
+            reason,
+            description,
+            realm: realm_of(
+                config,
+                providers,
+                Some(config.provider_names[provider].as_str()),
+            ),
+            token_presented: true,
+        }
+    };
     let verified = match sign_in {
+        _ if opaque.is_some() => {
+            let (index, token) = opaque.unwrap_or_default();
+            match super::introspect::verify_opaque(snapshot, index, token).await {
+                Ok(verified) => verified,
+                Err(refusal) => {
+                    ctx.auth = AuthDecision::Denied;
+                    return Err(refused(refusal, index).into());
+                }
+            }
+        }
         Some(provider) if without_credential => {
             let missing = || Denial::Unauthenticated {
                 status: 401,
@@ -96,19 +124,11 @@ pub async fn check(
         },
     };
     let provider_name = config.provider_names[verified.provider].as_str();
-    if *introspect {
-        if let Err((status, reason, description)) =
-            super::introspect::check(request, ctx, snapshot, &verified).await
-        {
+    // An opaque token was introspected already; a verified JWT is asked about now.
+    if *introspect && opaque.is_none() {
+        if let Err(refusal) = super::introspect::check(request, ctx, snapshot, &verified).await {
             ctx.auth = AuthDecision::Denied;
-            return Err(Denial::Unauthenticated {
-                status,
-                reason,
-                description,
-                realm: realm_of(config, providers, Some(provider_name)),
-                token_presented: true,
-            }
-            .into());
+            return Err(refused(refusal, verified.provider).into());
         }
     }
     let method = request.method.as_str();

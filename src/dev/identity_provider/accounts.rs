@@ -211,6 +211,8 @@ pub struct Accounts {
     pub revoked_jtis: BTreeSet<String>,
     /// SSO sessions that ended: their tokens introspect as inactive.
     pub ended_sids: BTreeSet<String>,
+    /// Opaque (non-JWT) tokens issued for tests, with their claims.
+    pub opaque_tokens: HashMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Default for Accounts {
@@ -236,6 +238,7 @@ impl Accounts {
             deliveries: Vec::new(),
             revoked_jtis: BTreeSet::new(),
             ended_sids: BTreeSet::new(),
+            opaque_tokens: HashMap::new(),
         }
     }
 

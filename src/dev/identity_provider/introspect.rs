@@ -2,7 +2,8 @@
 //! `POST /realms/{realm}/protocol/openid-connect/token/introspect` with the client's credentials
 //! and `token=…`. A token is active when a key of the realm signed it, it has not expired, its
 //! `jti` was not revoked (`DevIdp::revoke_token`) and its SSO session (`sid`) has not ended. An
-//! active answer carries the token's main claims; an inactive one only `active: false`.
+//! active answer carries the token's main claims (roles and groups included); an inactive one
+//! only `active: false`. Opaque tokens made with `DevIdp::opaque_token` introspect alike.
 
 use super::grants::authenticate_client;
 use super::state::Shared;
@@ -34,13 +35,33 @@ pub fn introspect(
             "Token not provided.",
         );
     };
-    let claims = signed_claims(shared, realm, token).filter(|claims| live(shared, realm, claims));
+    let opaque = shared
+        .with_accounts(realm, |accounts| {
+            accounts.opaque_tokens.get(token.as_str()).cloned()
+        })
+        .flatten();
+    let claims = opaque
+        .or_else(|| signed_claims(shared, realm, token))
+        .filter(|claims| live(shared, realm, claims));
     match claims {
         Some(claims) => {
             let mut answer = Map::new();
             answer.insert("active".into(), Value::Bool(true));
             for name in [
-                "sub", "azp", "exp", "iat", "jti", "scope", "sid", "typ", "iss", "aud",
+                "sub",
+                "azp",
+                "exp",
+                "iat",
+                "jti",
+                "scope",
+                "sid",
+                "typ",
+                "iss",
+                "aud",
+                "realm_access",
+                "resource_access",
+                "groups",
+                "preferred_username",
             ] {
                 if let Some(value) = claims.get(name) {
                     answer.insert(name.into(), value.clone());

@@ -270,6 +270,18 @@ impl DevIdp {
         });
     }
 
+    /// An opaque (non-JWT) token standing for the claims of `builder`, known to the realm's
+    /// introspection endpoint only.
+    pub fn opaque_token(&self, realm: &str, builder: &TokenBuilder) -> String {
+        let token = keys::random_id(32);
+        self.shared.with_accounts(realm, |accounts| {
+            accounts
+                .opaque_tokens
+                .insert(token.clone(), builder.claims().clone());
+        });
+        token
+    }
+
     /// Introspection requests `realm` has received.
     pub fn introspection_requests(&self, realm: &str) -> u64 {
         self.requests(realm, Endpoint::Introspection)
