@@ -5,10 +5,13 @@
 //! Upstreams verify it with the public keys at `GET /.portcullis/jwks.json` on the gateway
 //! listener, so they need not trust the network (like Pomerium's `X-Pomerium-Jwt-Assertion`).
 //!
-//! Keys rotate every 24 h; the previous key stays in the JWKS for another day, so an upstream's
-//! cached JWKS keeps working. Keys and minted assertions survive reloads. Minting is cached per
-//! (original token, audience) until 10 s before the assertion expires: a warm path costs no
-//! signature.
+//! Without `assertion_signing.key_file`, each instance generates its key at start and rotates it
+//! every 24 h; the previous key stays in the JWKS for another day, so an upstream's cached JWKS
+//! keeps working. With a key file (P-256, PKCS#8 PEM), every instance of a fleet signs with the
+//! same key, so an upstream can verify with any instance's JWKS; replacing the file and
+//! reloading rotates it (the previous key stays published). Keys and minted assertions survive
+//! reloads. Minting is cached per (original token, audience) until 10 s before the assertion
+//! expires: a warm path costs no signature.
 
 use crate::policy::Identity;
 use aws_lc_rs::rand::SystemRandom;
@@ -33,24 +36,50 @@ const MAX_CACHED: usize = 10_000;
 
 struct SigningKey {
     pair: EcdsaKeyPair,
+    /// The PKCS#8 document, to carry the key into a reloaded signer.
+    pkcs8: Vec<u8>,
     kid: String,
     created: Instant,
 }
 
+/// The PKCS#8 DER of a P-256 private key in PEM (`-----BEGIN PRIVATE KEY-----`), checked.
+pub fn pkcs8_from_pem(pem: &str) -> Result<Vec<u8>, String> {
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .skip_while(|line| *line != "-----BEGIN PRIVATE KEY-----")
+        .skip(1)
+        .take_while(|line| !line.starts_with("-----END"))
+        .collect();
+    if body.is_empty() {
+        return Err("no `-----BEGIN PRIVATE KEY-----` block (PKCS#8 PEM)".into());
+    }
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| "the PEM block is not base64".to_owned())?;
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+        .map_err(|_| "not a P-256 (ES256) private key".to_owned())?;
+    Ok(der)
+}
+
 impl SigningKey {
-    fn generate() -> Option<SigningKey> {
-        let rng = SystemRandom::new();
-        let document = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).ok()?;
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, document.as_ref()).ok()?;
+    fn from_pkcs8(der: &[u8]) -> Option<SigningKey> {
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).ok()?;
         let digest =
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, pair.public_key().as_ref());
         let kid = URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12]);
         Some(SigningKey {
             pair,
+            pkcs8: der.to_vec(),
             kid,
             created: Instant::now(),
         })
+    }
+
+    fn generate() -> Option<SigningKey> {
+        let rng = SystemRandom::new();
+        let document = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).ok()?;
+        SigningKey::from_pkcs8(document.as_ref())
     }
 
     fn public_jwk(&self) -> Value {
@@ -89,6 +118,8 @@ type MintKey = (String, String);
 struct KeyRing {
     current: SigningKey,
     previous: Option<SigningKey>,
+    /// Generated keys rotate by age; a key from a file only when the file changes.
+    rotates: bool,
 }
 
 /// The gateway's assertion keys and minted assertions.
@@ -147,9 +178,36 @@ impl AssertionSigner {
             keys: Mutex::new(KeyRing {
                 current: SigningKey::generate()?,
                 previous: None,
+                rotates: true,
             }),
             minted: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A signer with the key `der` (PKCS#8, see [`pkcs8_from_pem`]); `previous`, the signer
+    /// being replaced by a reload, stays published when its key differs.
+    pub fn with_key(der: &[u8], previous: Option<&AssertionSigner>) -> Option<AssertionSigner> {
+        let current = SigningKey::from_pkcs8(der)?;
+        let previous = previous.and_then(|p| {
+            let keys = p.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            (keys.current.kid != current.kid)
+                .then(|| SigningKey::from_pkcs8(&keys.current.pkcs8))
+                .flatten()
+        });
+        Some(AssertionSigner {
+            keys: Mutex::new(KeyRing {
+                current,
+                previous,
+                rotates: false,
+            }),
+            minted: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The key id assertions are signed with now.
+    pub fn current_kid(&self) -> String {
+        let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.current.kid.clone()
     }
 
     /// The assertion for `identity` addressed to `audience` (cached while fresh).
@@ -174,7 +232,7 @@ impl AssertionSigner {
         let exp = body.get("exp").and_then(Value::as_u64).unwrap_or(now);
         let jwt: Arc<str> = {
             let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-            if keys.current.created.elapsed() > ROTATE_AFTER {
+            if keys.rotates && keys.current.created.elapsed() > ROTATE_AFTER {
                 if let Some(fresh) = SigningKey::generate() {
                     let old = std::mem::replace(&mut keys.current, fresh);
                     keys.previous = Some(old);
@@ -198,7 +256,7 @@ impl AssertionSigner {
         let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         let mut list = vec![keys.current.public_jwk()];
         if let Some(previous) = &keys.previous {
-            if previous.created.elapsed() < ROTATE_AFTER * 2 {
+            if !keys.rotates || previous.created.elapsed() < ROTATE_AFTER * 2 {
                 list.push(previous.public_jwk());
             }
         }
@@ -250,6 +308,31 @@ mod tests {
         assert_eq!(claims["groups"], json!(["/eng"]));
         assert_eq!(claims["jti"], "t-1");
         assert!(claims["exp"].as_u64().unwrap() <= now + LIFETIME_SECONDS + 1);
+    }
+
+    #[test]
+    fn key_files_are_pkcs8_p256_and_a_changed_key_keeps_the_old_one_published() {
+        assert!(pkcs8_from_pem("no pem here").is_err());
+        assert!(
+            pkcs8_from_pem("-----BEGIN PRIVATE KEY-----\n!!\n-----END PRIVATE KEY-----").is_err()
+        );
+        let generate = || {
+            let rng = SystemRandom::new();
+            let document =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+            let pem = format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                base64::engine::general_purpose::STANDARD.encode(document.as_ref())
+            );
+            pkcs8_from_pem(&pem).unwrap()
+        };
+        let (first, second) = (generate(), generate());
+        let a = AssertionSigner::with_key(&first, None).unwrap();
+        let again = AssertionSigner::with_key(&first, None).unwrap();
+        assert_eq!(a.current_kid(), again.current_kid(), "one file, one key id");
+        let rotated = AssertionSigner::with_key(&second, Some(&a)).unwrap();
+        let jwks = rotated.jwks();
+        assert!(jwks.contains(&a.current_kid()) && jwks.contains(&rotated.current_kid()));
     }
 
     #[test]

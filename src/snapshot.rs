@@ -91,13 +91,7 @@ impl Snapshot {
                 previous.and_then(|p| p.sign_in.as_deref()),
             ))
         });
-        let assertions = match previous {
-            Some(previous) => previous.assertions.clone(),
-            None => Arc::new(
-                crate::identity_assertion::AssertionSigner::new()
-                    .ok_or(ActivationError::AssertionKey)?,
-            ),
-        };
+        let assertions = assertion_signer(&config, previous)?;
         let spans = config.tracing.clone().map(|settings| {
             let kept = previous
                 .and_then(|p| p.spans.clone())
@@ -151,4 +145,29 @@ fn sweep_idle_keys(limiter: &Arc<RateLimiter>, control: &tokio::runtime::Handle)
             }
         }
     });
+}
+
+/// The identity-assertion signer: the key file's (the previous signer kept while the key is
+/// the same, and published as the previous key when it changed), else the previous snapshot's
+/// generated key, else a new one.
+fn assertion_signer(
+    config: &CompiledConfig,
+    previous: Option<&Snapshot>,
+) -> Result<Arc<crate::identity_assertion::AssertionSigner>, ActivationError> {
+    use crate::identity_assertion::AssertionSigner;
+    let previous = previous.map(|p| &p.assertions);
+    match (&config.assertion_key, previous) {
+        (Some(der), previous) => {
+            let signer = AssertionSigner::with_key(der, previous.map(|p| p.as_ref()))
+                .ok_or(ActivationError::AssertionKey)?;
+            Ok(match previous {
+                Some(kept) if kept.current_kid() == signer.current_kid() => kept.clone(),
+                _ => Arc::new(signer),
+            })
+        }
+        (None, Some(kept)) => Ok(kept.clone()),
+        (None, None) => AssertionSigner::new()
+            .map(Arc::new)
+            .ok_or(ActivationError::AssertionKey),
+    }
 }

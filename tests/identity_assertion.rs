@@ -42,6 +42,16 @@ routes:
     )
 }
 
+/// The gateway's published assertion keys.
+async fn jwks_of(gateway: &GatewayProcess) -> JwkSet {
+    let response = client()
+        .get(gateway.url("/.portcullis/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    response.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn upstreams_verify_the_assertion_with_the_gateway_keys() {
     let idp = mocks::idp(&["acme"]);
@@ -69,14 +79,7 @@ async fn upstreams_verify_the_assertion_with_the_gateway_keys() {
     assert_ne!(assertion, "forged");
     assert_eq!(first["x-portcullis-assertion"].as_array().unwrap().len(), 1);
 
-    let jwks: JwkSet = http
-        .get(gateway.url("/.portcullis/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = jwks_of(&gateway).await;
     let header = jsonwebtoken::decode_header(&assertion).unwrap();
     let jwk = jwks
         .find(header.kid.as_deref().unwrap())
@@ -117,13 +120,64 @@ async fn upstreams_verify_the_assertion_with_the_gateway_keys() {
             .status(),
         200
     );
-    let after: JwkSet = http
-        .get(gateway.url("/.portcullis/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after = jwks_of(&gateway).await;
     assert!(after.find(header.kid.as_deref().unwrap()).is_some());
+}
+
+#[tokio::test]
+async fn a_fleet_sharing_a_key_file_verifies_with_any_instances_jwks() {
+    use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use base64::Engine as _;
+    let idp = mocks::idp(&["acme"]);
+    let upstream = mocks::upstream("orders");
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("assertion.pem");
+    let document = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(document.as_ref());
+    std::fs::write(
+        &key_file,
+        format!("-----BEGIN PRIVATE KEY-----\n{encoded}\n-----END PRIVATE KEY-----\n"),
+    )
+    .unwrap();
+    let text = format!(
+        "{}assertion_signing: {{ key_file: \"{}\" }}\n",
+        config(&idp, upstream.addr()),
+        key_file.display()
+    );
+    let first = GatewayProcess::start(&text);
+    let second = GatewayProcess::start(&text);
+    let http = client();
+    let token = idp.token("acme").mint().unwrap();
+    let echo = echoed(
+        http.get(first.url("/api/_test/echo"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let assertion = echo["x-portcullis-assertion"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jwks = jwks_of(&second).await;
+    let kid = jsonwebtoken::decode_header(&assertion)
+        .unwrap()
+        .kid
+        .unwrap();
+    let jwk = jwks
+        .find(&kid)
+        .expect("the other instance publishes the same key");
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_audience(&["orders"]);
+    assert!(jsonwebtoken::decode::<serde_json::Value>(
+        &assertion,
+        &DecodingKey::from_jwk(jwk).unwrap(),
+        &validation
+    )
+    .is_ok());
 }

@@ -45,6 +45,8 @@ pub struct CompiledConfig {
     pub provider_clients: Vec<Option<crate::oidc::client::ClientCredentials>>,
     /// `browser_sign_in`, when configured.
     pub sign_in: Option<Arc<crate::sign_in::settings::SignInSettings>>,
+    /// The identity-assertion key (PKCS#8) from `assertion_signing.key_file`, when given.
+    pub assertion_key: Option<Arc<Vec<u8>>>,
     /// `telemetry.tracing`, when configured.
     pub tracing: Option<crate::telemetry::TracingSettings>,
     /// The path of the forward-auth endpoint, when `forward_auth` is configured.
@@ -146,6 +148,14 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
         .forward_auth
         .as_ref()
         .and_then(|section| compile_forward_auth(section, sign_in.as_deref(), &mut errors));
+    let assertion_key = file.assertion_signing.as_ref().and_then(|signing| {
+        let read = std::fs::read_to_string(&signing.key_file)
+            .map_err(|error| format!("cannot read `{}`: {error}", signing.key_file))
+            .and_then(|pem| crate::identity_assertion::pkcs8_from_pem(&pem));
+        read.map(Arc::new)
+            .map_err(|error| errors.push(PathError::new("assertion_signing.key_file", error)))
+            .ok()
+    });
     let tracing = file
         .telemetry
         .as_ref()
@@ -206,6 +216,7 @@ pub fn compile(file: FileConfig, content_hash: u64) -> Result<CompiledConfig, Ve
             sign_in,
             forward_auth_path,
             tracing,
+            assertion_key,
             rate_limits,
             concurrency_limits,
             redis,

@@ -45,6 +45,9 @@ pub struct FileConfig {
     /// Spans exported over OTLP/HTTP.
     #[serde(default)]
     pub telemetry: Option<TelemetryFile>,
+    /// The key of the identity assertions (`request.identity_assertion`).
+    #[serde(default)]
+    pub assertion_signing: Option<AssertionSigningFile>,
     /// Browser sign-in (OIDC authorization code flow) for routes with `auth.sign_in`.
     #[serde(default)]
     pub browser_sign_in: Option<BrowserSignInFile>,
@@ -188,18 +191,6 @@ pub struct ProviderFile {
     /// Accept tokens that are not JWTs on `introspect` routes: introspection alone decides.
     #[serde(default)]
     pub opaque_tokens: Option<bool>,
-}
-
-/// `identity_providers.<name>.introspection`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntrospectionFile {
-    /// How long an answer is reused (default 30s): a revoked token stops within this time.
-    #[serde(default)]
-    pub cache_ttl: Option<ConfigDuration>,
-    /// Answers kept at most (default 100000).
-    #[serde(default)]
-    pub max_entries: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

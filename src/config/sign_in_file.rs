@@ -109,3 +109,15 @@ pub struct ForwardAuthFile {
     #[serde(default)]
     pub path: Option<String>,
 }
+
+/// `identity_providers.<name>.introspection`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionFile {
+    /// How long an answer is reused (default 30s): a revoked token stops within this time.
+    #[serde(default)]
+    pub cache_ttl: Option<ConfigDuration>,
+    /// Answers kept at most (default 100000).
+    #[serde(default)]
+    pub max_entries: Option<usize>,
+}

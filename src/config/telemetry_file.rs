@@ -1,5 +1,6 @@
-//! File schema of `telemetry`: where spans go. Plain serde structs; [`crate::telemetry`]
-//! compiles them.
+//! File schema of `telemetry` (where spans go) and `assertion_signing` (the key of the identity
+//! assertions the gateway signs for upstreams). Plain serde structs; [`crate::telemetry`] and
+//! [`crate::identity_assertion`] compile them.
 
 use serde::Deserialize;
 
@@ -24,4 +25,14 @@ pub struct TracingFile {
     /// `service.name` of the spans (default `portcullis`).
     #[serde(default)]
     pub service_name: Option<String>,
+}
+
+/// `assertion_signing`: the key identity assertions are signed with.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionSigningFile {
+    /// A P-256 private key, PKCS#8 PEM (`openssl genpkey -algorithm EC -pkeyopt
+    /// ec_paramgen_curve:P-256`), shared by every instance of a fleet; read again on reload.
+    /// Absent: a key generated at start (one per instance), rotated daily.
+    pub key_file: String,
 }
