@@ -186,10 +186,18 @@ async fn gateway_errors_are_problem_json_with_request_id() {
     assert_eq!(response.status(), 431);
     assert_eq!(problem(response).await["reason"], "headers_too_large");
 
-    let response = http.get(gateway.url("/dead")).send().await.unwrap();
+    let response = http
+        .get(gateway.url("/dead?access_token=never-in-a-log-4711"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 502);
     let body = problem(response).await;
     assert_eq!(body["reason"], "upstream_unavailable", "{body}");
+    // Pingora's own error line names the request without its query.
+    let log = gateway.log();
+    assert!(log.contains("GET /dead, Host:"), "{log}");
+    assert!(!log.contains("never-in-a-log-4711"), "{log}");
 
     let response = http
         .get(gateway.url("/slow/_test/slow/3000"))

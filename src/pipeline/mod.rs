@@ -269,6 +269,23 @@ impl ProxyHttp for Gateway {
     }
 
     /// Called once per request after the response (or the failure): metrics and the access log.
+    /// What Pingora's own error lines say about a request: method, path without its query (a
+    /// query may carry `access_token=`), host and request id, never a credential.
+    fn request_summary(&self, session: &Session, ctx: &Context) -> String {
+        let request = session.req_header();
+        let host = request
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        format!(
+            "{} {}, Host: {host}, request id {}",
+            request.method,
+            request.uri.path(),
+            ctx.request_id.as_str()
+        )
+    }
+
     async fn logging(&self, session: &mut Session, _error: Option<&Error>, ctx: &mut Context) {
         finish::record(session, ctx, &self.access_log);
         if let Some(stream) = session.stream() {
