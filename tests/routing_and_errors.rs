@@ -194,9 +194,13 @@ async fn gateway_errors_are_problem_json_with_request_id() {
     assert_eq!(response.status(), 502);
     let body = problem(response).await;
     assert_eq!(body["reason"], "upstream_unavailable", "{body}");
-    // Pingora's own error line names the request without its query.
+    // Pingora's own error line (written as the request ends) names the request without its
+    // query.
+    let logged = common::wait_until(std::time::Duration::from_secs(5), || {
+        gateway.log().contains("GET /dead, Host:")
+    });
     let log = gateway.log();
-    assert!(log.contains("GET /dead, Host:"), "{log}");
+    assert!(logged, "{log}");
     assert!(!log.contains("never-in-a-log-4711"), "{log}");
 
     let response = http
