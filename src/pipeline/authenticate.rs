@@ -38,7 +38,9 @@ pub async fn check(
         return Ok(());
     };
     let minimal = config.error_detail == ErrorDetail::Minimal;
-    let without_credential = matches!(snapshot.authenticator.sources.extract(request), Ok(None));
+    // Only a sign-in route needs to know before verifying (the token is read once otherwise).
+    let without_credential =
+        sign_in.is_some() && matches!(snapshot.authenticator.sources.extract(request), Ok(None));
     let opaque = if *introspect {
         super::introspect::opaque_provider(request, snapshot, providers)
     } else {

@@ -64,12 +64,13 @@ pub fn prepare_upstream_request(
         }
     }
 
-    if let (Some(name), Some(claims)) = (&route.claims_header, ctx.claims()) {
-        use base64::Engine;
-        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
-        upstream_request.insert_header(name.clone(), encoded)?;
-    } else if let Some(name) = &route.claims_header {
-        upstream_request.remove_header(name);
+    if let Some(name) = &route.claims_header {
+        match claims_header_value(ctx) {
+            Some(encoded) => upstream_request.insert_header(name.clone(), encoded)?,
+            None => {
+                upstream_request.remove_header(name);
+            }
+        }
     }
 
     if !route.request_headers.is_empty() {
@@ -91,7 +92,8 @@ fn forward_session(
     ctx: &Context,
     route: &Route,
 ) -> Result<()> {
-    if let Some(sign_in) = ctx.snapshot.sign_in.as_deref() {
+    let has_cookies = upstream_request.headers.contains_key(http::header::COOKIE);
+    if let (Some(sign_in), true) = (ctx.snapshot.sign_in.as_deref(), has_cookies) {
         let cookies: Vec<String> = upstream_request
             .headers
             .get_all(http::header::COOKIE)
@@ -106,6 +108,21 @@ fn forward_session(
             upstream_request.insert_header(http::header::COOKIE, cookies.join("; "))?;
         }
     }
+    if let Some(bearer) = session_bearer(ctx, route) {
+        upstream_request.insert_header(http::header::AUTHORIZATION, bearer)?;
+    }
+    Ok(())
+}
+
+/// The verified claims as one base64url JSON value (the route's `claims_header`).
+pub fn claims_header_value(ctx: &Context) -> Option<String> {
+    use base64::Engine;
+    let claims = ctx.claims()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string()))
+}
+
+/// `Bearer <the session's access token>` for a route with `pass_access_token`.
+pub fn session_bearer(ctx: &Context, route: &Route) -> Option<String> {
     let passes_token = matches!(
         route.auth,
         RouteAuth::Verify {
@@ -113,10 +130,11 @@ fn forward_session(
             ..
         }
     );
-    if let (true, Some(token)) = (passes_token, &ctx.session_access_token) {
-        upstream_request.insert_header(http::header::AUTHORIZATION, format!("Bearer {token}"))?;
-    }
-    Ok(())
+    let token = ctx
+        .session_access_token
+        .as_deref()
+        .filter(|_| passes_token)?;
+    Some(format!("Bearer {token}"))
 }
 
 /// Replaces the path of the upstream request, keeping its query.

@@ -14,8 +14,8 @@
 
 use super::context::Context;
 use super::facts::RequestFacts;
+use super::forward::{claims_header_value, session_bearer};
 use super::steps;
-use crate::compile::RouteAuth;
 use crate::reply::{Denial, Reply};
 use crate::routing::PathRejection;
 use crate::sign_in::redirect::{form_pairs, form_value};
@@ -109,23 +109,11 @@ fn identity_headers(original: &RequestHeader, ctx: &Context) -> Vec<(HeaderName,
             .template_context(original, &ctx.request_id, ctx.claims());
         route.request_headers.apply(&context, &mut headers);
     }
-    if let (Some(name), Some(claims)) = (&route.claims_header, ctx.claims()) {
-        use base64::Engine;
-        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
-        if let Ok(value) = HeaderValue::try_from(encoded) {
+    let claims = route.claims_header.as_ref().zip(claims_header_value(ctx));
+    let bearer = session_bearer(ctx, route).map(|b| (&http::header::AUTHORIZATION, b));
+    for (name, value) in claims.into_iter().chain(bearer) {
+        if let Ok(value) = HeaderValue::try_from(value) {
             headers.insert(name, value);
-        }
-    }
-    let passes_token = matches!(
-        route.auth,
-        RouteAuth::Verify {
-            pass_access_token: true,
-            ..
-        }
-    );
-    if let (true, Some(token)) = (passes_token, &ctx.session_access_token) {
-        if let Ok(value) = HeaderValue::try_from(format!("Bearer {token}")) {
-            headers.insert(&http::header::AUTHORIZATION, value);
         }
     }
     headers.0
