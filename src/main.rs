@@ -57,6 +57,9 @@ enum Command {
         )]
         config: String,
     },
+    /// Explain what the gateway would decide about one request, step by step (offline unless
+    /// --fetch). Exit status 0 allowed, 1 refused, 2 error.
+    Explain(portcullis::explain::ExplainArgs),
     /// Run a self-contained demo on 127.0.0.1: gateway, demo API and development identity provider.
     Demo {
         /// Gateway port.
@@ -67,7 +70,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The people's commands print their own findings; only errors go to the log by default.
+    let quiet = matches!(cli.command, Command::Explain(_));
+    init_logging(if quiet { "error" } else { "info" });
     match cli.command {
         Command::Validate { config } => validate(&config),
         Command::Reload { config } => reload(&config),
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
             };
             run(&config, upgrade, control, signals)
         }
+        Command::Explain(args) => ExitCode::from(portcullis::explain::run(args)),
         Command::Demo { port } => {
             let Some((control, signals)) = start_control_plane() else {
                 return ExitCode::FAILURE;
@@ -100,9 +106,9 @@ fn start_control_plane() -> Option<(tokio::runtime::Runtime, Signals)> {
     }
 }
 
-fn init_logging() {
+fn init_logging(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -11,6 +11,7 @@
 //! If some route matched the path but none the method, the answer is 405 with the union of the
 //! methods that would have matched. Lookups allocate nothing but matchit's parameter list.
 
+pub mod near_miss;
 pub mod normalize;
 
 pub use normalize::{normalize_host, normalize_path, HostRejection, PathRejection};

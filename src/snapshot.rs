@@ -111,6 +111,57 @@ impl Snapshot {
         })
     }
 
+    /// A snapshot for explaining requests without serving them (`portcullis explain`): no
+    /// health checks, no Redis, no span export, no sync tasks. With `fetch`, providers fetch
+    /// their discovery and keys (bounded by a timeout); without, a discovery provider is
+    /// assumed to have the issuer its discovery URL names, and its keys stay unknown.
+    pub async fn inspect(
+        config: CompiledConfig,
+        fetch: bool,
+        control: &tokio::runtime::Handle,
+    ) -> Result<Snapshot, ActivationError> {
+        let authenticator = Authenticator::new(
+            config.provider_settings.clone(),
+            config.token_sources.clone(),
+            control.clone(),
+            None,
+        )?;
+        if fetch {
+            authenticator.start(INITIAL_FETCH_TIMEOUT, None).await;
+        }
+        for provider in &authenticator.providers {
+            if let crate::oidc::settings::KeySource::Discovery(url) = &provider.settings.source {
+                if let Some(issuer) = url.strip_suffix("/.well-known/openid-configuration") {
+                    provider.assume_issuer(issuer);
+                }
+            }
+        }
+        let rate_limiter = Arc::new(RateLimiter::new(&config.rate_limits, None, None));
+        let concurrency = Arc::new(crate::ratelimit::ConcurrencyLimiter::new(
+            &config.concurrency_limits,
+            None,
+        ));
+        let sign_in = config.sign_in.clone().map(|settings| {
+            Arc::new(SignIn::new(
+                settings,
+                config.provider_clients.clone(),
+                config.provider_names.clone(),
+                None,
+                None,
+            ))
+        });
+        let assertions = assertion_signer(&config, None)?;
+        Ok(Snapshot {
+            spans: None,
+            assertions,
+            config,
+            authenticator: Arc::new(authenticator),
+            rate_limiter,
+            concurrency,
+            sign_in,
+        })
+    }
+
     /// Why the snapshot cannot serve every route yet, or `None` when it can (`/readyz`).
     pub fn not_ready_reason(&self) -> Option<String> {
         let pending = self.authenticator.not_ready();

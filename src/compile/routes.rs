@@ -15,6 +15,9 @@ use std::sync::Arc;
 /// One compiled route.
 pub struct Route {
     pub name: String,
+    /// The route's host, path and methods (the table indexes them; `explain` reads them to
+    /// say why a route did not match).
+    pub matcher: RouteMatcher,
     /// Where the route forwards to.
     pub upstream: Arc<Upstream>,
     /// The prefix removed before forwarding, when `strip_prefix` is on.
@@ -253,10 +256,11 @@ pub fn compile_routes(
         let Some(upstream) = upstream else {
             continue;
         };
-        matchers.push(matcher);
+        matchers.push(matcher.clone());
         route_paths.push(path);
         routes.push(Arc::new(Route {
             name: route.name.clone(),
+            matcher,
             upstream,
             strip_prefix,
             auth,

@@ -7,8 +7,10 @@ use super::keys::KeySet;
 use super::provider::{unix_now, Provider};
 use super::settings::ProviderSettings;
 use super::sources::TokenSources;
+use super::token_trace::{describe_header, describe_key_source, record_claim_checks, TokenTrace};
 use super::verify::{check_claims, issuer_hint, split, verify_signature, TokenParts};
 use super::SetupError;
+use crate::decision_trace::Verdict;
 use crate::metrics::metrics;
 use crate::policy::Identity;
 use pingora::http::RequestHeader;
@@ -80,7 +82,37 @@ impl Authenticator {
         allowed: &[usize],
         token_required: bool,
     ) -> Result<Option<Verified>, AuthFailure> {
-        let token = match self.sources.extract(request)? {
+        self.authenticate_traced(request, allowed, token_required, None)
+            .await
+    }
+
+    /// [`Authenticator::authenticate`], recording each check into `trace` when given.
+    pub async fn authenticate_traced(
+        &self,
+        request: &RequestHeader,
+        allowed: &[usize],
+        token_required: bool,
+        mut trace: Option<TokenTrace<'_>>,
+    ) -> Result<Option<Verified>, AuthFailure> {
+        let extracted = self.sources.extract(request);
+        if let Some(trace) = trace.as_mut() {
+            let (verdict, detail) = match &extracted {
+                Ok(Some(token)) => (
+                    Verdict::Pass,
+                    format!("a bearer token ({} bytes)", token.len()),
+                ),
+                Ok(None) if token_required => {
+                    (Verdict::Fail, "none, and the route requires one".into())
+                }
+                Ok(None) => (
+                    Verdict::Skip,
+                    "none (the route takes requests without one)".into(),
+                ),
+                Err(failure) => (Verdict::Fail, failure.description.clone()),
+            };
+            trace.step.check("token", verdict, detail);
+        }
+        let token = match extracted? {
             Some(token) => token,
             None if token_required => {
                 return Err(AuthFailure::new(
@@ -90,7 +122,9 @@ impl Authenticator {
             }
             None => return Ok(None),
         };
-        self.authenticate_token(token, allowed).await.map(Some)
+        self.authenticate_token_traced(token, allowed, trace)
+            .await
+            .map(Some)
     }
 
     /// Verifies `token` for a route accepting `allowed` providers: the verified-token cache
@@ -101,11 +135,29 @@ impl Authenticator {
         token: &str,
         allowed: &[usize],
     ) -> Result<Verified, AuthFailure> {
+        self.authenticate_token_traced(token, allowed, None).await
+    }
+
+    /// [`Authenticator::authenticate_token`], recording each check into `trace` when given.
+    pub async fn authenticate_token_traced(
+        &self,
+        token: &str,
+        allowed: &[usize],
+        mut trace: Option<TokenTrace<'_>>,
+    ) -> Result<Verified, AuthFailure> {
         let now = unix_now();
         for &index in allowed {
             let cache = &self.providers[index].cache;
             if let Some(identity) = cache.get(cache.hash(token), token, now) {
                 metrics().token_cache.with_label_values(&["hit"]).inc();
+                if let Some(trace) = trace.as_mut() {
+                    let name = &self.providers[index].settings.name;
+                    trace.step.check(
+                        "token cache",
+                        Verdict::Pass,
+                        format!("verified earlier for provider `{name}` and still valid"),
+                    );
+                }
                 return Ok(Verified {
                     provider: index,
                     identity,
@@ -113,7 +165,18 @@ impl Authenticator {
             }
         }
         metrics().token_cache.with_label_values(&["miss"]).inc();
-        self.verify(token, allowed, now).await
+        let result = self.verify(token, allowed, now, trace.as_mut()).await;
+        if let (Some(trace), Err(failure)) = (trace.as_mut(), &result) {
+            let already = trace.step.checks.iter().any(|c| c.verdict == Verdict::Fail);
+            if !already {
+                trace.step.check(
+                    failure.reason.as_str(),
+                    Verdict::Fail,
+                    failure.description.clone(),
+                );
+            }
+        }
+        result
     }
 
     async fn verify(
@@ -121,8 +184,14 @@ impl Authenticator {
         token: &str,
         allowed: &[usize],
         now: u64,
+        mut trace: Option<&mut TokenTrace<'_>>,
     ) -> Result<Verified, AuthFailure> {
         let parts = split(token)?;
+        if let Some(trace) = trace.as_mut() {
+            trace
+                .step
+                .check("header", Verdict::Note, describe_header(&parts));
+        }
         let issuer = parts
             .payload
             .get("iss")
@@ -137,6 +206,13 @@ impl Authenticator {
         };
         let provider = &self.providers[index];
         let name = provider.settings.name.as_str();
+        if let Some(trace) = trace.as_mut() {
+            trace.step.check(
+                "provider",
+                Verdict::of(allowed.contains(&index)),
+                format!("`{name}`, chosen by the token's `iss`"),
+            );
+        }
         if !allowed.contains(&index) {
             return Err(AuthFailure::new(
                 AuthReason::ProviderNotAllowed,
@@ -152,35 +228,64 @@ impl Authenticator {
             )
             .with_provider(name));
         }
-        if provider.keys().is_none() {
+        let offline = trace.as_ref().is_some_and(|t| t.offline);
+        if provider.keys().is_none() && !offline {
             provider.refetch_if_due().await;
         }
-        let Some(keys) = provider.keys() else {
-            return Err(unavailable(name));
-        };
-        let result = verify_signature_refetching(provider, &parts, keys).await;
-        if let Err(failure) = result {
-            if failure.reason == AuthReason::BadSignature {
-                provider.cache.remember_rejected(hash, now);
+        match provider.keys() {
+            Some(keys) => {
+                let result = verify_signature_refetching(provider, &parts, keys).await;
+                if let Some(trace) = trace.as_mut() {
+                    let source = describe_key_source(&provider.settings);
+                    let detail = match &result {
+                        Ok(()) => format!("verified with a key from {source}"),
+                        Err(failure) => format!("{} (keys: {source})", failure.description),
+                    };
+                    trace
+                        .step
+                        .check("signature", Verdict::of(result.is_ok()), detail);
+                }
+                if let Err(failure) = result {
+                    if failure.reason == AuthReason::BadSignature {
+                        provider.cache.remember_rejected(hash, now);
+                    }
+                    return Err(failure.with_provider(name));
+                }
             }
-            return Err(failure.with_provider(name));
+            None if offline => {
+                if let Some(trace) = trace.as_mut() {
+                    let source = describe_key_source(&provider.settings);
+                    trace.step.check(
+                        "signature",
+                        Verdict::Skip,
+                        format!("keys unknown offline ({source}); run with --fetch to verify it"),
+                    );
+                }
+            }
+            None => return Err(unavailable(name)),
         }
         let rules = provider.rules().ok_or_else(|| unavailable(name))?;
-        check_claims(&parts.payload, &rules, now).map_err(|f| f.with_provider(name))?;
+        match trace.as_mut() {
+            Some(trace) => record_claim_checks(trace.step, &parts.payload, &rules, now),
+            None => check_claims(&parts.payload, &rules, now),
+        }
+        .map_err(|f| f.with_provider(name))?;
         let exp = parts
             .payload
             .get("exp")
             .and_then(Value::as_f64)
             .unwrap_or(0.0) as u64;
         let identity = Arc::new(Identity::from_claims(parts.payload));
-        provider.cache.insert(
-            hash,
-            token,
-            identity.clone(),
-            parts.header.kid.clone(),
-            exp,
-            now,
-        );
+        if !offline {
+            provider.cache.insert(
+                hash,
+                token,
+                identity.clone(),
+                parts.header.kid.clone(),
+                exp,
+                now,
+            );
+        }
         Ok(Verified {
             provider: index,
             identity,

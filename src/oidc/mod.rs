@@ -16,6 +16,7 @@
 //! | [`introspection_cache`] | introspection answers by token hash, bounded, and one flight per token |
 //! | [`authenticator`] | the request-path entry point |
 //! | [`failure`] | reason codes and descriptions |
+//! | [`token_trace`] | a token's checks with the values they read, for a decision trace |
 
 pub mod authenticator;
 pub mod cache;
@@ -30,6 +31,7 @@ pub mod keys;
 pub mod provider;
 pub mod settings;
 pub mod sources;
+pub mod token_trace;
 pub mod verify;
 
 pub use authenticator::{Authenticator, Verified};

@@ -130,6 +130,15 @@ impl Provider {
         Ok(provider)
     }
 
+    /// Takes `issuer` as the provider's issuer without discovery: `portcullis explain` offline
+    /// assumes the issuer its discovery URL names (OIDC Discovery §4: the URL is the issuer plus
+    /// `/.well-known/openid-configuration`).
+    pub fn assume_issuer(&self, issuer: &str) {
+        if self.rules.load().is_none() {
+            self.set_issuer(issuer);
+        }
+    }
+
     fn set_issuer(&self, issuer: &str) {
         let mut rules = self.settings.rules_template.clone();
         rules.issuer = issuer.to_owned();

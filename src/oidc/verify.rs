@@ -141,50 +141,84 @@ fn numeric_date(payload: &Value, name: &str) -> Result<Option<f64>, AuthFailure>
     }
 }
 
+/// One registered-claim check: the payload, the provider's rules, and the time (Unix seconds).
+pub type ClaimCheck = fn(&Value, &ClaimRules, f64) -> Result<(), AuthFailure>;
+
+/// The registered-claim checks, by claim name, in the order they run. [`check_claims`] stops at
+/// the first failure; a decision trace runs them all (each is the same function either way).
+pub const CLAIM_CHECKS: [(&str, ClaimCheck); 7] = [
+    ("exp", check_expiry),
+    ("nbf", check_not_before),
+    ("iat", check_issued_at),
+    ("iss", check_issuer),
+    ("aud", check_audience),
+    ("azp", check_authorized_party),
+    ("typ", check_token_type),
+];
+
 /// Checks the registered claims against `rules` at Unix time `now`.
 pub fn check_claims(payload: &Value, rules: &ClaimRules, now: u64) -> Result<(), AuthFailure> {
-    let skew = rules.clock_skew_seconds as f64;
     let now = now as f64;
+    for (_, check) in CLAIM_CHECKS {
+        check(payload, rules, now)?;
+    }
+    Ok(())
+}
+
+fn check_expiry(payload: &Value, rules: &ClaimRules, now: f64) -> Result<(), AuthFailure> {
     let exp = numeric_date(payload, "exp")?.ok_or_else(|| {
         AuthFailure::new(
             AuthReason::Malformed,
             "the token has no numeric `exp` claim",
         )
     })?;
-    let nbf = numeric_date(payload, "nbf")?;
-    let iat = numeric_date(payload, "iat")?;
-    if exp + skew <= now {
+    if exp + rules.clock_skew_seconds as f64 <= now {
         return Err(AuthFailure::new(
             AuthReason::Expired,
             format!("the token expired {}s ago", (now - exp) as u64),
         ));
     }
-    if let Some(nbf) = nbf {
-        if nbf > now + skew {
-            return Err(AuthFailure::new(
-                AuthReason::NotYetValid,
-                format!("the token is not valid for another {}s", (nbf - now) as u64),
-            ));
-        }
+    Ok(())
+}
+
+fn check_not_before(payload: &Value, rules: &ClaimRules, now: f64) -> Result<(), AuthFailure> {
+    match numeric_date(payload, "nbf")? {
+        Some(nbf) if nbf > now + rules.clock_skew_seconds as f64 => Err(AuthFailure::new(
+            AuthReason::NotYetValid,
+            format!("the token is not valid for another {}s", (nbf - now) as u64),
+        )),
+        _ => Ok(()),
     }
-    if let Some(iat) = iat {
-        if iat > now + skew {
-            return Err(AuthFailure::new(
-                AuthReason::IssuedInFuture,
-                format!(
-                    "the token was issued {}s in the future (check the clocks)",
-                    (iat - now) as u64
-                ),
-            ));
-        }
+}
+
+fn check_issued_at(payload: &Value, rules: &ClaimRules, now: f64) -> Result<(), AuthFailure> {
+    match numeric_date(payload, "iat")? {
+        Some(iat) if iat > now + rules.clock_skew_seconds as f64 => Err(AuthFailure::new(
+            AuthReason::IssuedInFuture,
+            format!(
+                "the token was issued {}s in the future (check the clocks)",
+                (iat - now) as u64
+            ),
+        )),
+        _ => Ok(()),
     }
+}
+
+fn check_issuer(payload: &Value, rules: &ClaimRules, _now: f64) -> Result<(), AuthFailure> {
     if payload.get("iss").and_then(Value::as_str) != Some(rules.issuer.as_str()) {
         return Err(AuthFailure::new(
             AuthReason::UnknownIssuer,
             format!("the token's issuer is not `{}`", rules.issuer),
         ));
     }
-    check_audience(payload, &rules.audiences)?;
+    Ok(())
+}
+
+fn check_authorized_party(
+    payload: &Value,
+    rules: &ClaimRules,
+    _now: f64,
+) -> Result<(), AuthFailure> {
     if !rules.authorized_parties.is_empty() {
         let azp = payload
             .get("azp")
@@ -197,6 +231,10 @@ pub fn check_claims(payload: &Value, rules: &ClaimRules, now: u64) -> Result<(),
             ));
         }
     }
+    Ok(())
+}
+
+fn check_token_type(payload: &Value, rules: &ClaimRules, _now: f64) -> Result<(), AuthFailure> {
     if let Some(types) = &rules.token_types {
         let typ = payload.get("typ").and_then(Value::as_str);
         if !typ.is_some_and(|t| types.iter().any(|allowed| allowed.eq_ignore_ascii_case(t))) {
@@ -209,7 +247,8 @@ pub fn check_claims(payload: &Value, rules: &ClaimRules, now: u64) -> Result<(),
     Ok(())
 }
 
-fn check_audience(payload: &Value, audiences: &[String]) -> Result<(), AuthFailure> {
+fn check_audience(payload: &Value, rules: &ClaimRules, _now: f64) -> Result<(), AuthFailure> {
+    let audiences = &rules.audiences;
     if audiences.is_empty() {
         return Ok(());
     }

@@ -128,6 +128,9 @@ pub struct Context {
     /// Whether a browser navigation without a session is redirected to sign in (off for an
     /// nginx `auth_request` check, which can only pass on 2xx, 401 and 403).
     pub sign_in_redirects: bool,
+    /// The step-by-step decision, kept when asked for (`portcullis explain`, or debug logging
+    /// of `portcullis::decision`); `None` on the ordinary request path.
+    pub decision: Option<Box<crate::decision_trace::DecisionTrace>>,
     /// How fast the request body arrives, from its first chunk (HTTP/1 only).
     pub body_pace: Option<BodyPace>,
     pub started: Instant,
@@ -159,6 +162,7 @@ impl Context {
             cors_headers: Vec::new(),
             phases: Vec::new(),
             body_pace: None,
+            decision: None,
             started: Instant::now(),
         }
     }

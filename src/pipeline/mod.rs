@@ -11,6 +11,7 @@
 //! | [`introspect`] | RFC 7662 introspection of a verified token, for `auth.introspect` routes |
 //! | [`sign_in_paths`] | the callback, logout and back-channel logout paths, answered before routing |
 //! | [`forward_auth`] | the verdict for another proxy's auth subrequest, on the same steps |
+//! | [`decision`] | the step-by-step decision trace of a request that asks for one (explain, debug log) |
 //! | [`spans`] | a sampled request's spans, timed by the steps and handed to the exporter |
 //! | [`upstream_peer`] | target selection and connection outcomes |
 //! | [`forward`], [`strip`], [`rewrite`] | the upstream request (headers, path and query) and the response headers |
@@ -26,6 +27,7 @@ pub mod browser_session;
 pub mod client_ips;
 pub mod context;
 pub mod cors;
+pub mod decision;
 pub mod facts;
 pub mod finish;
 pub mod forward;
@@ -118,6 +120,9 @@ impl ProxyHttp for Gateway {
             request.headers.get("traceparent").map(|v| v.as_bytes()),
             ratio,
         );
+        if crate::decision_trace::live_tracing_enabled() {
+            ctx.decision = Some(Box::default());
+        }
         let path = session.req_header().uri.path();
         let outcome = if path == crate::identity_assertion::JWKS_PATH {
             Err(reply::Reply::Document {
@@ -135,6 +140,10 @@ impl ProxyHttp for Gateway {
             Ok(()) => Ok(false),
             Err(answer) => {
                 ctx.denial_reason = Some(answer.reason());
+                if let (Some(trace), reply::Reply::Refusal(_)) = (ctx.decision.as_deref(), &answer)
+                {
+                    trace.log_refusal(ctx.request_id.as_str());
+                }
                 let cors = std::mem::take(&mut ctx.cors_headers);
                 let ids = (ctx.request_id.as_str(), ctx.trace.trace_id.as_str());
                 reply::send_reply(session, &answer, ids.0, ids.1, &cors).await?;

@@ -14,30 +14,46 @@
 //! | request body | [`body`](super::body) | never (marks the body for transformation) |
 
 use super::context::Context;
-use super::{authenticate, body, client_ips, cors, guard, rate_limit, route, spans};
+use super::{authenticate, body, client_ips, cors, decision, guard, rate_limit, route, spans};
 use crate::reply::Reply;
 use crate::snapshot::Snapshot;
 use pingora::http::RequestHeader;
 
-/// Runs every step on the request's head; the first refusal ends the request.
+/// Runs every step on the request's head; the first refusal ends the request. A request with a
+/// decision trace ([`Context::decision`]) has each step's outcome recorded; a request being
+/// explained (`portcullis explain`) counts no rate limit.
 pub async fn run(
     request: &RequestHeader,
     ctx: &mut Context,
     snapshot: &Snapshot,
 ) -> Result<(), Reply> {
-    guard::check(request, ctx, snapshot)?;
-    let route = route::select(request, ctx, snapshot)?;
-    client_ips::check(ctx, &route)?;
-    cors::apply(request, ctx, &route)?;
+    let guarded = guard::check(request, ctx, snapshot);
+    decision::guard(ctx, &guarded);
+    guarded?;
+    let routed = route::select(request, ctx, snapshot);
+    decision::route(request, ctx, snapshot, &routed);
+    let route = routed?;
+    let admitted = client_ips::check(ctx, &route);
+    decision::client_ips(ctx, &route, &admitted);
+    admitted?;
+    let cors_checked = cors::apply(request, ctx, &route);
+    decision::cors(request, ctx, &route, &cors_checked);
+    cors_checked?;
     let started = std::time::Instant::now();
     let authenticated = authenticate::check(request, ctx, snapshot, &route).await;
     spans::record_phase(ctx, "authenticate", started);
     authenticated?;
-    let started = std::time::Instant::now();
-    let limited = rate_limit::check(request, ctx, snapshot, &route).await;
-    spans::record_phase(ctx, "rate_limit", started);
-    limited?;
+    if ctx.decision.as_ref().is_some_and(|trace| trace.explaining) {
+        decision::rate_limits(request, ctx, snapshot, &route, None);
+    } else {
+        let started = std::time::Instant::now();
+        let limited = rate_limit::check(request, ctx, snapshot, &route).await;
+        spans::record_phase(ctx, "rate_limit", started);
+        decision::rate_limits(request, ctx, snapshot, &route, Some(&limited));
+        limited?;
+    }
     body::prepare_request(request, ctx, snapshot, &route)?;
+    decision::request_body(ctx, &route);
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 //! Evaluation allocates nothing; a failure returns an [`Unmet`] naming the requirement that
 //! failed (and the missing scope, for `WWW-Authenticate: ... scope="..."`).
 
+pub mod explain;
+
 use super::identity::Identity;
 use super::rule::{ClaimMatcher, Rule};
 use serde_json::Value;

@@ -156,7 +156,8 @@ impl Denial {
         }
     }
 
-    fn detail(&self) -> Cow<'_, str> {
+    /// The human explanation of the problem body.
+    pub fn detail(&self) -> Cow<'_, str> {
         match self {
             Denial::NoRoute => "no route matches this host and path".into(),
             Denial::MethodNotAllowed { allow } => format!("this path accepts only: {allow}").into(),

@@ -64,6 +64,24 @@ impl Reply {
             Reply::Document { .. } => "document",
         }
     }
+
+    /// One line for a decision trace: status, reason and the refusal's detail (never a
+    /// cookie or a redirect target's query, which may carry sign-in state).
+    pub fn summary(&self) -> String {
+        match self {
+            Reply::Refusal(denial) => format!(
+                "{} {}: {}",
+                denial.status(),
+                denial.reason(),
+                denial.detail()
+            ),
+            Reply::Redirect { location, .. } => {
+                let target = location.split('?').next().unwrap_or_default();
+                format!("302 redirect to {target}")
+            }
+            other => format!("{} {}", other.status(), other.reason()),
+        }
+    }
 }
 
 /// Headers added to a gateway-made response (the route's CORS headers, so that a script can
