@@ -60,6 +60,8 @@ enum Command {
     /// Explain what the gateway would decide about one request, step by step (offline unless
     /// --fetch). Exit status 0 allowed, 1 refused, 2 error.
     Explain(portcullis::explain::ExplainArgs),
+    /// Print the JSON Schema of the configuration file (conf/portcullis.schema.json).
+    Schema,
     /// Run a self-contained demo on 127.0.0.1: gateway, demo API and development identity provider.
     Demo {
         /// Gateway port.
@@ -83,6 +85,10 @@ fn main() -> ExitCode {
             run(&config, upgrade, control, signals)
         }
         Command::Explain(args) => ExitCode::from(portcullis::explain::run(args)),
+        Command::Schema => {
+            print!("{}", portcullis::config::schema::config_schema_json());
+            ExitCode::SUCCESS
+        }
         Command::Demo { port } => {
             let Some((control, signals)) = start_control_plane() else {
                 return ExitCode::FAILURE;

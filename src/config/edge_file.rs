@@ -2,10 +2,11 @@
 //! Plain serde structs, no behaviour; [`crate::edge`] compiles them.
 
 use super::units::ConfigDuration;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// `cors`: Cross-Origin Resource Sharing for browser apps on other origins.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CorsFile {
     /// `https://app.example.com`, `https://*.example.com` (any subdomain), or `*` (any origin,
@@ -29,7 +30,7 @@ pub struct CorsFile {
 }
 
 /// `client_ips`: which client addresses may use a route, as CIDR lists (IPv4 and IPv6).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientIpsFile {
     /// Only these may (absent or empty: everyone not denied).

@@ -13,11 +13,12 @@ pub use super::sign_in_file::*;
 pub use super::telemetry_file::*;
 pub use super::units::StringOrList;
 use super::units::{ByteRate, ByteSize, ConfigDuration, RateSpec};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// The whole file.
-#[derive(Debug, Deserialize)]
+/// A Portcullis configuration file (YAML; `${VAR}` references are expanded before parsing).
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub server: ServerFile,
@@ -58,7 +59,7 @@ pub struct FileConfig {
     pub routes: Vec<RouteFile>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessLogFile {
     /// `stdout` (default), `off`, or a file path.
@@ -72,7 +73,7 @@ pub struct AccessLogFile {
     pub buffer_lines: Option<usize>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerFile {
     /// Plain-text listeners: HTTP/1.1, plus HTTP/2 with prior knowledge (h2c) when `h2c` is on.
@@ -122,7 +123,7 @@ pub struct ServerFile {
     pub pid_file: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerTlsFile {
     pub listen: StringOrList,
@@ -133,13 +134,13 @@ pub struct ServerTlsFile {
     pub http2: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminFile {
     pub listen: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderFile {
     /// OpenID Connect discovery URL; issuer and jwks_uri are taken from its document.
@@ -193,7 +194,7 @@ pub struct ProviderFile {
     pub opaque_tokens: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JwksFile {
     #[serde(default)]
@@ -206,7 +207,7 @@ pub struct JwksFile {
     pub max_size: Option<ByteSize>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenCacheFile {
     #[serde(default)]
@@ -215,7 +216,7 @@ pub struct TokenCacheFile {
     pub ttl: Option<ConfigDuration>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokensFile {
     /// Another header carrying the bare token (e.g. `X-Access-Token`).
@@ -232,7 +233,7 @@ pub struct TokensFile {
     pub max_size: Option<ByteSize>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DefaultsFile {
     /// Auth for routes without their own `auth`; without it such a route is a config error.
@@ -249,14 +250,14 @@ pub struct DefaultsFile {
     pub client_ips: Option<ClientIpsFile>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorDetail {
     Full,
     Minimal,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamFile {
     /// `host:port` targets, balanced round robin. Host names resolve when connecting.
@@ -285,7 +286,7 @@ pub struct UpstreamFile {
     pub host_header: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamTlsFile {
     /// Server name sent in SNI and verified in the certificate (default: the target's host).
@@ -299,7 +300,7 @@ pub struct UpstreamTlsFile {
     pub http2: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckFile {
     /// `tcp` (connect only) or `http` (GET `path`, expect 2xx).
@@ -316,14 +317,14 @@ pub struct HealthCheckFile {
     pub unhealthy_after: Option<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthCheckKind {
     Tcp,
     Http,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitFile {
     /// `client_id`, `subject`, `client_ip`, `claim:<path>`, `header:<name>`, or a list of them.
@@ -349,7 +350,7 @@ pub struct RateLimitFile {
     pub headers: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateTierFile {
     pub when: RuleFile,
@@ -358,14 +359,14 @@ pub struct RateTierFile {
     pub burst: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RateLimitStore {
     Local,
     Redis,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisFile {
     /// One Redis: `redis://[user:password@]host[:port][/db]`. Exactly one of `url` and `cluster`.
@@ -382,7 +383,7 @@ pub struct RedisFile {
     pub pool_size: Option<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RedisOnError {
     Allow,

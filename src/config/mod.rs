@@ -15,6 +15,7 @@ pub mod file;
 pub mod limits;
 pub mod policy_file;
 pub mod route_file;
+pub mod schema;
 pub mod sign_in_file;
 pub mod telemetry_file;
 pub mod units;

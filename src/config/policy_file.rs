@@ -2,6 +2,7 @@
 //! language (`all`, `any`, `not`, `realm_role`, `client_role`, `group`, `scope`, `client`,
 //! `claim`) shared by route auth, rate-limit tiers and transform conditions.
 
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -18,7 +19,7 @@ pub enum AuthFile {
     Policy(AuthPolicyFile),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthPolicyFile {
     /// Identity providers whose tokens this route accepts (default: all of them).
@@ -74,7 +75,8 @@ impl<'de> Deserialize<'de> for AuthFile {
 
 /// One node of a rule expression. Written as a one-key map: `{ realm_role: reader }`,
 /// `{ any: [ ... ] }`, `{ not: { group: /contractors } }`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(rename_all = "snake_case")]
 pub enum RuleFile {
     /// Every rule must hold.
     All(Vec<RuleFile>),
@@ -149,7 +151,7 @@ impl<'de> Deserialize<'de> for RuleFile {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRoleFile {
     pub client: String,
@@ -157,7 +159,7 @@ pub struct ClientRoleFile {
 }
 
 /// `{ path: "a.b", equals: v }`, `{ path, in: [..] }`, `{ path, matches: "regex" }`, `{ path, exists: true }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimMatchFile {
     pub path: String,

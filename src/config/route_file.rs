@@ -4,10 +4,11 @@
 use super::policy_file::{AuthFile, RuleFile};
 use super::units::ByteSize;
 use super::units::StringOrList;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteFile {
     pub name: String,
@@ -33,7 +34,7 @@ pub struct RouteFile {
     pub client_ips: Option<super::edge_file::ClientIpsFile>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatchFile {
     /// Exact host name, or `*.example.com` for any subdomain. Absent: any host.
@@ -50,7 +51,7 @@ pub struct MatchFile {
     pub methods: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestTransformFile {
     #[serde(default)]
@@ -77,14 +78,14 @@ pub struct RequestTransformFile {
     pub json: Option<JsonTransformFile>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PathRewriteFile {
     pub pattern: String,
     pub replacement: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseTransformFile {
     #[serde(default)]
@@ -97,7 +98,7 @@ pub struct ResponseTransformFile {
     pub json: Option<JsonTransformFile>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JsonTransformFile {
     #[serde(default)]
@@ -127,7 +128,7 @@ pub struct JsonTransformFile {
     pub unless: Option<RuleFile>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OversizeAction {
     Passthrough,
@@ -135,7 +136,7 @@ pub enum OversizeAction {
 }
 
 /// What a JSON transform does with a body it cannot parse (`on_invalid`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InvalidBodyAction {
     /// Refuse the body: it never reaches the other side unchanged.

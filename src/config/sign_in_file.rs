@@ -5,11 +5,12 @@
 //! `crate::compile` compile them.
 
 use super::units::ConfigDuration;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// `identity_providers.<name>.client`: the gateway's own client at the provider, used for the
 /// authorization code flow (and token introspection).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderClientFile {
     /// The client id (Keycloak: the client's "Client ID").
@@ -27,7 +28,7 @@ pub struct ProviderClientFile {
 }
 
 /// OAuth client authentication at the token endpoint (RFC 6749 §2.3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuthMethod {
     /// HTTP Basic with the url-encoded id and secret.
@@ -37,7 +38,7 @@ pub enum ClientAuthMethod {
 }
 
 /// The `browser_sign_in` section.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrowserSignInFile {
     /// Where the provider sends the browser back with the code (default `/.portcullis/callback`).
@@ -63,7 +64,7 @@ pub struct BrowserSignInFile {
 }
 
 /// `browser_sign_in.session`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionFile {
     /// The session cookie's name (default `__Host-portcullis`); chunks are `NAME_0`, `NAME_1`…
@@ -90,7 +91,7 @@ pub struct SessionFile {
 }
 
 /// Where sessions live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStoreKind {
     /// Sealed into the cookie: no server state.
@@ -102,7 +103,7 @@ pub enum SessionStoreKind {
 /// `forward_auth`: an endpoint that answers another proxy's auth subrequest (nginx
 /// `auth_request`, Traefik ForwardAuth, Caddy `forward_auth`) with the decision the gateway's
 /// routes make for the original request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardAuthFile {
     /// The endpoint's path (default `/.portcullis/auth`), answered on every host.
@@ -111,7 +112,7 @@ pub struct ForwardAuthFile {
 }
 
 /// `identity_providers.<name>.introspection`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectionFile {
     /// How long an answer is reused (default 30s): a revoked token stops within this time.

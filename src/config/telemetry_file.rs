@@ -2,10 +2,11 @@
 //! assertions the gateway signs for upstreams). Plain serde structs; [`crate::telemetry`] and
 //! [`crate::identity_assertion`] compile them.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// `telemetry`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryFile {
     #[serde(default)]
@@ -13,7 +14,7 @@ pub struct TelemetryFile {
 }
 
 /// `telemetry.tracing`: spans exported over OTLP/HTTP.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TracingFile {
     /// The collector's base URL (`http://127.0.0.1:4318`); spans go to `/v1/traces` below it.
@@ -28,7 +29,7 @@ pub struct TracingFile {
 }
 
 /// `assertion_signing`: the key identity assertions are signed with.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssertionSigningFile {
     /// A P-256 private key, PKCS#8 PEM (`openssl genpkey -algorithm EC -pkeyopt

@@ -4,6 +4,7 @@
 //! Each type deserializes from a string (or a bare integer where that is unambiguous), so a bad
 //! value is reported by the YAML parser with the file position of the offending scalar.
 
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -229,7 +230,7 @@ impl<'de> Deserialize<'de> for RateSpec {
 }
 
 /// One string or a list of strings (`rate_limit: a` or `rate_limit: [a, b]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum StringOrList {
     One(String),
