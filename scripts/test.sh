@@ -63,7 +63,7 @@ if ! scripts/keycloak.sh status >/dev/null 2>&1; then started_keycloak=1; fi
 scripts/keycloak.sh start
 if [ "$started_keycloak" = 1 ]; then trap 'scripts/keycloak.sh stop' EXIT; fi
 echo "==> end-to-end pass" >> "$target_dir/test-output.log"
-KEYCLOAK_URL=$(scripts/keycloak.sh url) cargo test --test e2e_keycloak --test e2e_sign_in -- --ignored --test-threads=1 2>&1 | tee -a "$target_dir/test-output.log"
+KEYCLOAK_URL=$(scripts/keycloak.sh url) cargo test --test e2e_keycloak --test e2e_sign_in --test e2e_doctor -- --ignored --test-threads=1 2>&1 | tee -a "$target_dir/test-output.log"
 
 # One closing line for the whole run (cargo prints one summary per test target). The
 # end-to-end tests are ignored in the first pass and run in the second, so they count as run,

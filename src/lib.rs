@@ -35,6 +35,7 @@ pub mod config;
 pub mod connection;
 pub mod decision_trace;
 pub mod dev;
+pub mod doctor;
 pub mod edge;
 pub mod explain;
 pub mod identity_assertion;

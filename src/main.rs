@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use portcullis::compile;
+use portcullis::config::ConfigPathArg;
 use portcullis::lifecycle::{self, Signals, Stopped};
 use std::process::ExitCode;
 
@@ -25,41 +26,32 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Run {
-        /// Configuration file.
-        #[arg(
-            short,
-            long,
-            env = "PORTCULLIS_CONFIG",
-            default_value = "/etc/portcullis/portcullis.yaml"
-        )]
-        config: String,
+        #[command(flatten)]
+        file: ConfigPathArg,
         /// Take over the listening sockets of the running instance (after SIGQUIT to it).
         #[arg(short, long)]
         upgrade: bool,
     },
     /// Check a configuration file without starting anything (offline, like `nginx -t`).
     Validate {
-        #[arg(
-            short,
-            long,
-            env = "PORTCULLIS_CONFIG",
-            default_value = "/etc/portcullis/portcullis.yaml"
-        )]
-        config: String,
+        #[command(flatten)]
+        file: ConfigPathArg,
     },
     /// Ask the running instance to reload its configuration (SIGHUP through its pid file).
     Reload {
-        #[arg(
-            short,
-            long,
-            env = "PORTCULLIS_CONFIG",
-            default_value = "/etc/portcullis/portcullis.yaml"
-        )]
-        config: String,
+        #[command(flatten)]
+        file: ConfigPathArg,
     },
     /// Explain what the gateway would decide about one request, step by step (offline unless
     /// --fetch). Exit status 0 allowed, 1 refused, 2 error.
     Explain(portcullis::explain::ExplainArgs),
+    /// Check, online, everything the configuration depends on: identity providers (discovery,
+    /// TLS, issuer, keys, clock, client credentials), upstream targets, Redis, the admin
+    /// listener. Exit status 1 when a check fails.
+    Doctor {
+        #[command(flatten)]
+        file: ConfigPathArg,
+    },
     /// Print the JSON Schema of the configuration file (conf/portcullis.schema.json).
     Schema,
     /// Run a self-contained demo on 127.0.0.1: gateway, demo API and development identity provider.
@@ -73,18 +65,19 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The people's commands print their own findings; only errors go to the log by default.
-    let quiet = matches!(cli.command, Command::Explain(_));
+    let quiet = matches!(cli.command, Command::Explain(_) | Command::Doctor { .. });
     init_logging(if quiet { "error" } else { "info" });
     match cli.command {
-        Command::Validate { config } => validate(&config),
-        Command::Reload { config } => reload(&config),
-        Command::Run { config, upgrade } => {
+        Command::Validate { file } => validate(&file.config),
+        Command::Reload { file } => reload(&file.config),
+        Command::Run { file, upgrade } => {
             let Some((control, signals)) = start_control_plane() else {
                 return ExitCode::FAILURE;
             };
-            run(&config, upgrade, control, signals)
+            run(&file.config, upgrade, control, signals)
         }
         Command::Explain(args) => ExitCode::from(portcullis::explain::run(args)),
+        Command::Doctor { file } => ExitCode::from(portcullis::doctor::run(&file.config)),
         Command::Schema => {
             print!("{}", portcullis::config::schema::config_schema_json());
             ExitCode::SUCCESS

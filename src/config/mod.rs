@@ -7,6 +7,19 @@
 //! expand variables → parse (serde_yaml, `deny_unknown_fields`) → compile. Every step reports
 //! `FILE:LINE:COLUMN: message`.
 
+/// `-c/--config FILE` (or `PORTCULLIS_CONFIG`), shared by the subcommands that read a file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigPathArg {
+    /// Configuration file.
+    #[arg(
+        short,
+        long,
+        env = "PORTCULLIS_CONFIG",
+        default_value = "/etc/portcullis/portcullis.yaml"
+    )]
+    pub config: String,
+}
+
 pub mod bounds;
 pub mod diagnostics;
 pub mod edge_file;

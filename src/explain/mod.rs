@@ -145,13 +145,8 @@ pub async fn explain(
 /// The command line of `portcullis explain`.
 #[derive(Debug, clap::Args)]
 pub struct ExplainArgs {
-    #[arg(
-        short,
-        long,
-        env = "PORTCULLIS_CONFIG",
-        default_value = "/etc/portcullis/portcullis.yaml"
-    )]
-    pub config: String,
+    #[command(flatten)]
+    pub file: crate::config::ConfigPathArg,
     /// The access token (never printed back; prefer --token-file, shell history keeps this).
     #[arg(long)]
     pub token: Option<String>,
@@ -191,8 +186,12 @@ pub fn run(args: ExplainArgs) -> u8 {
 }
 
 fn run_command(args: &ExplainArgs) -> Result<u8, String> {
-    let config = compile::load_file(&args.config)
-        .map_err(|errors| format!("{errors}\n{}: the configuration has errors", args.config))?;
+    let config = compile::load_file(&args.file.config).map_err(|errors| {
+        format!(
+            "{errors}\n{}: the configuration has errors",
+            args.file.config
+        )
+    })?;
     let token = match (&args.token, &args.token_file) {
         (Some(_), Some(_)) => return Err("give --token or --token-file, not both".into()),
         (Some(token), None) => Some(token.trim().to_owned()),

@@ -17,6 +17,8 @@ pub struct Fetcher {
 pub struct Fetched {
     pub body: Vec<u8>,
     pub max_age: Option<Duration>,
+    /// The server's `Date` (its clock, to compare with ours).
+    pub date: Option<std::time::SystemTime>,
 }
 
 /// Why [`Fetcher::get`] returned no document: the server did not answer in time, the connection
@@ -83,8 +85,17 @@ impl Fetcher {
             .get(reqwest::header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_max_age);
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
         let body = self.read_body(url, response).await?;
-        Ok(Fetched { body, max_age })
+        Ok(Fetched {
+            body,
+            max_age,
+            date,
+        })
     }
 
     /// POSTs an `application/x-www-form-urlencoded` form (a token endpoint call) with an

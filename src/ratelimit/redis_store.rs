@@ -344,6 +344,11 @@ fn redis_key(prefix: &str, key: &str) -> String {
     format!("{prefix}|h:{hash:016x}:{}", key.len())
 }
 
+/// The Lua scripts the store loads into Redis, by purpose (`portcullis doctor` loads them).
+pub fn scripts() -> [(&'static str, &'static str); 2] {
+    [("rate limit", SCRIPT), ("limit sync", SYNC_SCRIPT)]
+}
+
 /// The Redis key prefix of a policy.
 pub fn key_prefix(policy: &str) -> String {
     format!("portcullis:rl:{policy}:")

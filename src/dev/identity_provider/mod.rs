@@ -203,6 +203,11 @@ impl DevIdp {
     }
 
     /// Delay every response.
+    /// Shifts the `Date` header of every answer by `seconds` (a drifting provider clock).
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.shared.knobs().clock_offset_seconds = seconds;
+    }
+
     pub fn set_latency(&self, latency: Duration) {
         self.shared.knobs().latency = latency;
     }

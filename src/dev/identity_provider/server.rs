@@ -76,7 +76,29 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
+/// Answers one request; a clock-offset knob shifts the `Date` header (a provider whose clock
+/// is off).
 async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Refused> {
+    let offset = shared.knobs().clock_offset_seconds;
+    let mut response = answer(shared, request).await?;
+    if offset != 0 {
+        let now = std::time::SystemTime::now();
+        let shifted = if offset > 0 {
+            now + std::time::Duration::from_secs(offset.unsigned_abs())
+        } else {
+            now - std::time::Duration::from_secs(offset.unsigned_abs())
+        };
+        if let Ok(value) = header::HeaderValue::from_str(&httpdate::fmt_http_date(shifted)) {
+            response.headers_mut().insert(header::DATE, value);
+        }
+    }
+    Ok(response)
+}
+
+async fn answer(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Refused> {

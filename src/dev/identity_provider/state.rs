@@ -59,6 +59,8 @@ pub struct Knobs {
     pub latency: Duration,
     /// Life of the access and ID tokens the token endpoint issues.
     pub access_token_lifetime: Duration,
+    /// Seconds added to the `Date` header of every answer (a provider with a drifting clock).
+    pub clock_offset_seconds: i64,
 }
 
 impl Default for Knobs {
@@ -70,6 +72,7 @@ impl Default for Knobs {
             max_age: None,
             latency: Duration::ZERO,
             access_token_lifetime: Duration::from_secs(300),
+            clock_offset_seconds: 0,
         }
     }
 }
