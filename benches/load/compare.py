@@ -11,6 +11,7 @@ machine) and of throughput, with the spread over rounds.
 Build a baseline:   git worktree add /tmp/base HEAD~1 &&
                     CARGO_TARGET_DIR=/tmp/base-target cargo build --release --manifest-path /tmp/base/Cargo.toml
 Usage:   benches/load/compare.py --baseline /tmp/base-target/release/portcullis [--rounds 6] [--duration 5]
+         [--candidate OTHER_BINARY]   (default: this tree's release build)
 """
 import argparse, os, statistics, subprocess, sys, tempfile, shutil, time
 
@@ -22,6 +23,7 @@ from harness import (ROOT, LUA, free_port, wait_port, ensure_tools, gateway_conf
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--baseline", required=True, help="the portcullis binary to compare against")
+    parser.add_argument("--candidate", help="the portcullis binary to measure (default: this tree's release build)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--duration", type=float, default=5)
     parser.add_argument("--connections", type=int, default=64)
@@ -30,7 +32,8 @@ def main():
     ensure_tools()
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "portcullis", "--example", "bench_fixture"],
                    cwd=ROOT, check=True)
-    binaries = {"new": os.path.join(ROOT, "target/release/portcullis"), "baseline": args.baseline}
+    binaries = {"new": args.candidate or os.path.join(ROOT, "target/release/portcullis"),
+                "baseline": args.baseline}
     work = tempfile.mkdtemp(prefix="portcullis-compare-")
     children = []
     try:

@@ -29,6 +29,9 @@ pub struct CachedToken {
 struct Shard {
     verified: HashMap<u64, CachedToken>,
     rejected: HashMap<u64, u64>,
+    /// When a full shard last dropped its expired entries: at most once a second, so that an
+    /// insert into a full shard is O(1) however many live entries it holds.
+    last_sweep: u64,
 }
 
 /// A bounded, sharded token cache.
@@ -109,7 +112,10 @@ impl TokenCache {
         let valid_until = exp.min(now + self.ttl_seconds);
         let mut shard = self.shard(hash);
         if shard.verified.len() >= self.capacity_per_shard {
-            shard.verified.retain(|_, entry| entry.valid_until > now);
+            if shard.last_sweep < now {
+                shard.last_sweep = now;
+                shard.verified.retain(|_, entry| entry.valid_until > now);
+            }
             if shard.verified.len() >= self.capacity_per_shard {
                 // Still full of live entries: drop an arbitrary one.
                 if let Some(victim) = shard.verified.keys().next().copied() {
@@ -174,6 +180,32 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_cache_stays_at_capacity_and_drops_expired_entries_first() {
+        let cache = TokenCache::new(16, 300);
+        let identity = Arc::new(Identity::from_claims(serde_json::json!({"sub": "a"})));
+        for i in 0..1000 {
+            let token = format!("token-{i}");
+            cache.insert(
+                cache.hash(&token),
+                &token,
+                identity.clone(),
+                None,
+                2_000,
+                1_000,
+            );
+        }
+        assert!(cache.len() <= 16, "{} entries", cache.len());
+        let last = "token-999";
+        assert!(cache.get(cache.hash(last), last, 1_001).is_some());
+        // A second later, an insert into a full shard drops the expired entries first.
+        let short = "short-lived";
+        let hash = cache.hash(short);
+        cache.insert(hash, short, identity.clone(), None, 1_002, 1_001);
+        cache.insert(cache.hash("late"), "late", identity, None, 9_000, 2_500);
+        assert!(cache.get(hash, short, 2_500).is_none());
+    }
 
     #[test]
     fn hit_needs_the_same_token_and_time() {

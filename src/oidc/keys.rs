@@ -6,6 +6,7 @@
 //! else its family's (RSA: RS*/PS*; EC by curve; OKP Ed25519: EdDSA). A token's algorithm must
 //! be one of them, so an RSA public key can never be used as an HMAC secret.
 
+use super::parsed_keys::ParsedKeys;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
@@ -15,6 +16,20 @@ pub struct VerificationKey {
     pub kid: Option<String>,
     pub key: DecodingKey,
     pub algorithms: Vec<Algorithm>,
+    /// The key parsed once for each asymmetric algorithm (see [`super::parsed_keys`]).
+    pub parsed: ParsedKeys,
+}
+
+impl VerificationKey {
+    fn new(kid: Option<String>, key: DecodingKey, algorithms: Vec<Algorithm>) -> Self {
+        let parsed = ParsedKeys::build(&key, &algorithms);
+        VerificationKey {
+            kid,
+            key,
+            algorithms,
+            parsed,
+        }
+    }
 }
 
 /// A provider's keys at one point in time.
@@ -90,11 +105,7 @@ impl KeySet {
             let kid = entry.get("kid").and_then(Value::as_str).map(str::to_owned);
             let label = kid.clone().unwrap_or_else(|| "(no kid)".into());
             match parse_entry(entry) {
-                Ok(key) => set.keys.push(VerificationKey {
-                    kid,
-                    key: key.0,
-                    algorithms: key.1,
-                }),
+                Ok((key, algorithms)) => set.keys.push(VerificationKey::new(kid, key, algorithms)),
                 Err(reason) => skipped.push(format!("key {label}: {reason}")),
             }
         }
@@ -116,11 +127,7 @@ impl KeySet {
         for (parse, algorithms) in attempts {
             if let Ok(key) = parse(bytes) {
                 return Ok(KeySet {
-                    keys: vec![VerificationKey {
-                        kid: None,
-                        key,
-                        algorithms,
-                    }],
+                    keys: vec![VerificationKey::new(None, key, algorithms)],
                 });
             }
         }
@@ -130,11 +137,8 @@ impl KeySet {
     /// An HMAC key for HS256/384/512 (only with an explicitly configured shared secret).
     pub fn add_shared_secret(&mut self, secret: &[u8]) {
         if let Ok(key) = DecodingKey::from_secret(secret) {
-            self.keys.push(VerificationKey {
-                kid: None,
-                key,
-                algorithms: vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
-            });
+            let algorithms = vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+            self.keys.push(VerificationKey::new(None, key, algorithms));
         }
     }
 

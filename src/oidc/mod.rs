@@ -7,6 +7,7 @@
 //! | [`client`] | the gateway's own client at a provider (id, secret) |
 //! | [`settings`] | `identity_providers.<name>` compiled offline |
 //! | [`keys`] | immutable key sets from JWKS or PEM (`enc` and unusable entries skipped) |
+//! | [`parsed_keys`] | each key parsed once for aws-lc-rs: a verification is the signature alone |
 //! | [`endpoints`] | authorization, token, end-session and introspection endpoints from discovery |
 //! | [`fetch`] | discovery and JWKS over HTTP with timeouts and size limits |
 //! | [`provider`] | a running provider: keys behind an ArcSwap, refresh, single-flight refetch |
@@ -28,6 +29,7 @@ pub mod fetch;
 pub mod introspection;
 pub mod introspection_cache;
 pub mod keys;
+pub mod parsed_keys;
 pub mod provider;
 pub mod settings;
 pub mod sources;

@@ -103,17 +103,20 @@ pub fn verify_signature(
             ))
         }
     };
-    match jsonwebtoken::crypto::verify(
-        parts.signature,
-        parts.signing_input.as_bytes(),
-        &key.key,
-        algorithm,
-    ) {
-        Ok(true) => Ok(()),
-        _ => Err(AuthFailure::new(
+    let message = parts.signing_input.as_bytes();
+    let verified = match key.parsed.get(algorithm) {
+        Some(parsed) => super::parsed_keys::verify(parsed, message, parts.signature),
+        // HMAC (a configured shared secret) has no parsed form.
+        None => jsonwebtoken::crypto::verify(parts.signature, message, &key.key, algorithm)
+            .unwrap_or(false),
+    };
+    if verified {
+        Ok(())
+    } else {
+        Err(AuthFailure::new(
             AuthReason::BadSignature,
             "the signature does not verify",
-        )),
+        ))
     }
 }
 
