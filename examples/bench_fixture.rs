@@ -27,6 +27,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .mint()
     };
     std::fs::write(format!("{dir}/warm.token"), token("warm-user".into())?)?;
+    // The signing key's public half, for peers that verify with a PEM file (HAProxy).
+    let public_pem = idp
+        .public_key_pem("bench", SigningAlg::RS256)
+        .ok_or("no RS256 key")?;
+    std::fs::write(format!("{dir}/public.pem"), public_pem)?;
     let mut unique = std::fs::File::create(format!("{dir}/unique.tokens"))?;
     for i in 0..2000 {
         writeln!(unique, "{}", token(format!("user-{i}"))?)?;

@@ -11,16 +11,19 @@ nginx as a plain reverse proxy, and Portcullis with bench configs, then drives l
   (h) (c) with a local rate limit    (i) (d) with the gateway at its default thread count
   (j) bare Pingora: the same framework and server tuning with no gateway logic at all
       (examples/bare_pingora.rs), the floor any Pingora-based gateway starts from
+  (k) HAProxy 2.6 doing (d)'s checks with jwt_verify, warm token   (l) the same, a new token
+      every request (benches/load/peers.py; each gateway passes a sanity pass first)
 Each case runs ROUNDS times, interleaved; the report gives medians and spread (min-max),
 ratios to (b) and (j), gateway RSS and CPU, and is written to benches/results/latest.md
 (with a bar chart, latest.svg).
 
 Usage: benches/load/harness.py [--rounds 3] [--duration 8] [--connections 64] [--threads 1]
-Installs wrk, nginx-light and nghttp2-client with apt when missing.
+Installs wrk, nginx-light, nghttp2-client and haproxy with apt when missing.
 """
 import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
 from chart import render_svg
+import peers
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LUA = os.path.join(os.path.dirname(__file__), "report.lua")
@@ -44,7 +47,8 @@ def wait_port(port, timeout=30):
 
 
 def ensure_tools():
-    missing = [pkg for tool, pkg in [("wrk", "wrk"), ("nginx", "nginx-light"), ("h2load", "nghttp2-client")]
+    missing = [pkg for tool, pkg in [("wrk", "wrk"), ("nginx", "nginx-light"), ("h2load", "nghttp2-client"),
+                                     ("haproxy", "haproxy")]
                if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}")]
     if missing:
         sudo = [] if os.geteuid() == 0 else ["sudo"]
@@ -222,6 +226,13 @@ def main():
         unique_lua = os.path.join(work, "unique.lua")
         with open(LUA) as src, open(unique_lua, "w") as dst:
             dst.write(f'tokens_file = "{work}/unique.tokens"\n' + src.read())
+        haproxy_port = free_port()
+        haproxy = peers.start_haproxy(work, fixture, haproxy_port, args.gateway_threads, children)
+        wait_port(haproxy_port)
+        for name, url in [("Portcullis (d)", f"http://127.0.0.1:{gateways['cached'][1]}/orders/1"),
+                          ("Portcullis (e)", f"http://127.0.0.1:{gateways['nocache'][1]}/orders/1"),
+                          ("HAProxy (k)", f"http://127.0.0.1:{haproxy_port}/orders/1")]:
+            peers.sanity(name, url, warm)
         up = fixture["upstream"]
         cached, nocache, many = gateways["cached"], gateways["nocache"], gateways["many"]
         default_threads = gateways["default_threads"]
@@ -243,6 +254,10 @@ def main():
              lambda: run_wrk(f"http://127.0.0.1:{many[1]}/orders/1", args, [f"Authorization: Bearer {warm}"])),
             ("i", f"(d) at the default thread count ({os.cpu_count()})", default_threads[0],
              lambda: run_wrk(f"http://127.0.0.1:{default_threads[1]}/orders/1", args, [f"Authorization: Bearer {warm}"])),
+            ("k", "HAProxy 2.6 doing (d)'s checks, warm token", haproxy,
+             lambda: run_wrk(f"http://127.0.0.1:{haproxy_port}/orders/1", args, [f"Authorization: Bearer {warm}"])),
+            ("l", "HAProxy 2.6, a new token every request", haproxy,
+             lambda: run_wrk(f"http://127.0.0.1:{haproxy_port}/orders/1", args, script=unique_lua)),
         ]
         results = {key: [] for key, *_ in cases}
         for round_index in range(args.rounds):
@@ -354,6 +369,10 @@ def render(cases, results, args):
               "(h)/(c) is the median of per-round ratios: (h) runs right after (c) in every round, so",
               "the pair sees the same machine load. Gateway CPU per request, less sensitive to the",
               f"load generator's share of the machine: (h)/(c) = {paired('h', 'c', 'cpu_us')} (target <= 1.05).",
+              f"Peers (checks: {peers.HAPROXY_CHECKS}): (d)/(k) = {paired('d', 'k')} (target >= 2.0); "
+              f"(e)/(l) = {paired('e', 'l')} (target >= 1.10); (i)/(k) = {paired('i', 'k')}.",
+              f"(e) - (d) gateway CPU per request: {med('e', 'cpu_us') - med('d', 'cpu_us'):.1f} µs "
+              f"(target <= 1.5x one RS256 verify, `cargo bench --bench verify`).",
               f"Framework floor: bare Pingora (j) serves {bare / nginx:.2f}x nginx. Gateway CPU per request",
               f"relative to (j), median of per-round ratios: (c) {paired('c', 'j', 'cpu_us')}; "
               f"(d) {paired('d', 'j', 'cpu_us')}.",
