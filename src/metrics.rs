@@ -181,6 +181,73 @@ pub fn method_label(method: &http::Method) -> &'static str {
     }
 }
 
+const METHOD_LABELS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER",
+];
+const STATUS_LABELS: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// One route's request metrics, each label combination looked up in the registry once (on
+/// first use) instead of on every request: a label lookup hashes the values and takes the
+/// vector's lock. Lazy, so a route's series appear when it serves its first request, as before.
+pub struct RouteMetrics {
+    route: String,
+    requests: [[OnceLock<prometheus::IntCounter>; STATUS_LABELS.len()]; METHOD_LABELS.len()],
+    duration: OnceLock<prometheus::Histogram>,
+    upstream_duration: OnceLock<prometheus::Histogram>,
+}
+
+impl RouteMetrics {
+    pub fn new(route: &str) -> RouteMetrics {
+        RouteMetrics {
+            route: route.to_owned(),
+            requests: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
+            duration: OnceLock::new(),
+            upstream_duration: OnceLock::new(),
+        }
+    }
+
+    /// `portcullis_requests_total{route, method, status}` of this route.
+    pub fn requests(&self, method: &http::Method, status: u16) -> &prometheus::IntCounter {
+        let method = method_label(method);
+        let status = status_class(status);
+        let m = METHOD_LABELS.iter().position(|l| *l == method).unwrap_or(7);
+        let s = STATUS_LABELS.iter().position(|l| *l == status).unwrap_or(5);
+        self.requests[m][s].get_or_init(|| {
+            metrics()
+                .requests
+                .with_label_values(&[self.route.as_str(), method, status])
+        })
+    }
+
+    /// `portcullis_request_duration_seconds{route}` of this route.
+    pub fn duration(&self) -> &prometheus::Histogram {
+        self.duration
+            .get_or_init(|| metrics().request_duration.with_label_values(&[&self.route]))
+    }
+
+    /// `portcullis_upstream_duration_seconds{route}` of this route.
+    pub fn upstream_duration(&self) -> &prometheus::Histogram {
+        self.upstream_duration.get_or_init(|| {
+            metrics()
+                .upstream_duration
+                .with_label_values(&[&self.route])
+        })
+    }
+}
+
+/// `portcullis_token_cache_lookups_total{result}`: hits and misses, resolved once.
+pub fn token_cache_lookups(hit: bool) -> &'static prometheus::IntCounter {
+    static COUNTERS: OnceLock<[prometheus::IntCounter; 2]> = OnceLock::new();
+    let counters = COUNTERS.get_or_init(|| {
+        let vec = &metrics().token_cache;
+        [
+            vec.with_label_values(&["miss"]),
+            vec.with_label_values(&["hit"]),
+        ]
+    });
+    &counters[usize::from(hit)]
+}
+
 /// Records that `config` became the active configuration.
 pub fn record_active_config(content_hash: u64, loaded_at: std::time::SystemTime) {
     let m = metrics();

@@ -37,10 +37,7 @@ impl RequestId {
 
     /// A new id: 16 lowercase hex digits, unique within the process and unlikely to repeat across.
     pub fn generate() -> Self {
-        static SEED: OnceLock<u64> = OnceLock::new();
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let seed = *SEED.get_or_init(random_seed);
-        let value = mix(seed ^ COUNTER.fetch_add(1, Ordering::Relaxed));
+        let value = unique_u64();
         let mut bytes = [0u8; MAX_LEN];
         const HEX: &[u8; 16] = b"0123456789abcdef";
         for (index, slot) in bytes[..16].iter_mut().enumerate() {
@@ -67,6 +64,16 @@ fn is_well_formed(value: &[u8]) -> bool {
         && value
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || b"._:+=/-".contains(b))
+}
+
+/// A 64-bit value no other call in this process returns, unpredictable without the process's
+/// random seed (SplitMix64 over a counter from a random start): request ids, trace and span
+/// ids. Not for secrets: it is fast (a few ns), not cryptographic.
+pub fn unique_u64() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(random_seed);
+    mix(seed ^ COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 fn random_seed() -> u64 {

@@ -4,9 +4,6 @@
 //! span id as parent. `tracestate` passes through untouched. The trace id is written to the
 //! access log and to every problem body, so that a refusal can be found in the traces.
 
-use aws_lc_rs::rand;
-use std::fmt::Write as _;
-
 /// The trace of one request (empty until the request's head is read).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TraceContext {
@@ -22,18 +19,19 @@ pub struct TraceContext {
     pub sampled: bool,
 }
 
-fn random_hex(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
-    if rand::fill(&mut buffer).is_err() {
-        // A broken generator still yields a valid (if not unique) id; never all zeros.
-        buffer.iter_mut().for_each(|b| *b = 0x5a);
+/// `words` × 16 lowercase hex digits from the process's id generator (distinct values, so
+/// an id is never all zeros: at most one word of the process's life is zero, and a span id of
+/// zero is replaced).
+fn random_hex(words: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(words * 16);
+    for _ in 0..words {
+        let value = crate::request_id::unique_u64().max(1);
+        for shift in (0..16).rev() {
+            hex.push(char::from(HEX[((value >> (shift * 4)) & 0xf) as usize]));
+        }
     }
-    buffer
-        .iter()
-        .fold(String::with_capacity(bytes * 2), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
+    hex
 }
 
 fn is_lower_hex(text: &str, len: usize) -> bool {
@@ -68,16 +66,16 @@ impl TraceContext {
             Some((trace_id, parent, flags)) => TraceContext {
                 sampled: u8::from_str_radix(&flags, 16).is_ok_and(|f| f & 1 == 1),
                 trace_id,
-                span_id: random_hex(8),
+                span_id: random_hex(1),
                 parent_id: Some(parent),
                 flags,
             },
             None => {
-                let trace_id = random_hex(16);
+                let trace_id = random_hex(2);
                 let sampled = crate::telemetry::sampled_by_ratio(&trace_id, new_trace_ratio);
                 TraceContext {
                     trace_id,
-                    span_id: random_hex(8),
+                    span_id: random_hex(1),
                     parent_id: None,
                     flags: if sampled { "01" } else { "00" }.into(),
                     sampled,

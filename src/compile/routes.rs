@@ -44,6 +44,8 @@ pub struct Route {
     pub cors: Option<Arc<crate::edge::CorsPolicy>>,
     /// Client IP lists (the route's or `defaults.client_ips`).
     pub client_ips: Option<Arc<crate::edge::ClientIps>>,
+    /// The route's request metrics, their labels resolved once.
+    pub metrics: crate::metrics::RouteMetrics,
 }
 
 impl std::fmt::Debug for Route {
@@ -259,6 +261,7 @@ pub fn compile_routes(
         matchers.push(matcher.clone());
         route_paths.push(path);
         routes.push(Arc::new(Route {
+            metrics: crate::metrics::RouteMetrics::new(&route.name),
             name: route.name.clone(),
             matcher,
             upstream,

@@ -11,7 +11,7 @@ use super::token_trace::{describe_header, describe_key_source, record_claim_chec
 use super::verify::{check_claims, issuer_hint, split, verify_signature, TokenParts};
 use super::SetupError;
 use crate::decision_trace::Verdict;
-use crate::metrics::metrics;
+use crate::metrics::token_cache_lookups;
 use crate::policy::Identity;
 use pingora::http::RequestHeader;
 use serde_json::Value;
@@ -149,7 +149,7 @@ impl Authenticator {
         for &index in allowed {
             let cache = &self.providers[index].cache;
             if let Some(identity) = cache.get(cache.hash(token), token, now) {
-                metrics().token_cache.with_label_values(&["hit"]).inc();
+                token_cache_lookups(true).inc();
                 if let Some(trace) = trace.as_mut() {
                     let name = &self.providers[index].settings.name;
                     trace.step.check(
@@ -164,7 +164,7 @@ impl Authenticator {
                 });
             }
         }
-        metrics().token_cache.with_label_values(&["miss"]).inc();
+        token_cache_lookups(false).inc();
         let result = self.verify(token, allowed, now, trace.as_mut()).await;
         if let (Some(trace), Err(failure)) = (trace.as_mut(), &result) {
             let already = trace.step.checks.iter().any(|c| c.verdict == Verdict::Fail);

@@ -59,11 +59,21 @@ pub fn is_b64token(token: &[u8]) -> bool {
         .iter()
         .rposition(|b| *b != b'=')
         .map_or(0, |last| last + 1);
-    body_len > 0
-        && token[..body_len]
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(b))
+    body_len > 0 && token[..body_len].iter().all(|b| B64TOKEN[usize::from(*b)])
 }
+
+/// The bytes of an RFC 6750 `b64token` (before its trailing `=`): one table lookup per byte.
+static B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] =
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        byte += 1;
+    }
+    table
+};
 
 /// The token part of one `Authorization` value: `Bearer`, one or more spaces, the rest. The
 /// rest is checked by [`token_text`].

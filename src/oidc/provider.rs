@@ -41,6 +41,8 @@ pub struct Provider {
     pub introspection: super::introspection_cache::IntrospectionCache,
     runtime: tokio::runtime::Handle,
     logged_skips: Mutex<HashSet<String>>,
+    /// `portcullis_auth_decisions_total{provider, allowed, ok}`, looked up once.
+    allowed_decisions: std::sync::OnceLock<prometheus::IntCounter>,
 }
 
 /// Why fetching a provider's keys (discovery document, then JWKS) failed, at start, on
@@ -102,6 +104,7 @@ impl Provider {
             last_success_unix: AtomicU64::new(0),
             runtime,
             logged_skips: Mutex::new(HashSet::new()),
+            allowed_decisions: std::sync::OnceLock::new(),
             settings,
         });
         if let Some(issuer) = &provider.settings.issuer {
@@ -143,6 +146,17 @@ impl Provider {
         let mut rules = self.settings.rules_template.clone();
         rules.issuer = issuer.to_owned();
         self.rules.store(Some(Arc::new(rules)));
+    }
+
+    /// The counter of requests this provider's tokens were allowed on.
+    pub fn allowed_decisions(&self) -> &prometheus::IntCounter {
+        self.allowed_decisions.get_or_init(|| {
+            metrics().auth_decisions.with_label_values(&[
+                self.settings.name.as_str(),
+                "allowed",
+                "ok",
+            ])
+        })
     }
 
     /// The claim rules, once the issuer is known.

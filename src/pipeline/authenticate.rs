@@ -275,9 +275,8 @@ async fn decide(
             .into());
         }
     }
-    metrics()
-        .auth_decisions
-        .with_label_values(&[provider_name, "allowed", "ok"])
+    snapshot.authenticator.providers[verified.provider]
+        .allowed_decisions()
         .inc();
     ctx.auth = AuthDecision::Allowed;
     ctx.identity = Some(verified.identity);

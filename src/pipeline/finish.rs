@@ -7,6 +7,9 @@ use crate::ip_text::ip_text;
 use crate::metrics::{method_label, metrics, status_class};
 use pingora::proxy::Session;
 
+/// The `route` label of a request no route took (404, 400, 431...).
+const NO_ROUTE: &str = "(none)";
+
 /// Records one finished request.
 pub fn record(session: &Session, ctx: &Context, access_log: &AccessLog) {
     let status = session
@@ -15,23 +18,28 @@ pub fn record(session: &Session, ctx: &Context, access_log: &AccessLog) {
     super::spans::export(session, ctx, status);
     let request = session.req_header();
     let route = ctx.route.as_deref().map_or("", |route| route.name.as_str());
-    let route_label = if route.is_empty() { "(none)" } else { route };
-    let m = metrics();
-    m.requests
-        .with_label_values(&[
-            route_label,
-            method_label(&request.method),
-            status_class(status),
-        ])
-        .inc();
     let total = ctx.started.elapsed();
-    m.request_duration
-        .with_label_values(&[route_label])
-        .observe(total.as_secs_f64());
-    if let Some(upstream) = ctx.upstream.elapsed {
-        m.upstream_duration
-            .with_label_values(&[route_label])
-            .observe(upstream.as_secs_f64());
+    match ctx.route.as_deref() {
+        Some(route) => {
+            let metrics = &route.metrics;
+            metrics.requests(&request.method, status).inc();
+            metrics.duration().observe(total.as_secs_f64());
+            if let Some(upstream) = ctx.upstream.elapsed {
+                metrics.upstream_duration().observe(upstream.as_secs_f64());
+            }
+        }
+        None => {
+            let m = metrics();
+            let labels = [
+                NO_ROUTE,
+                method_label(&request.method),
+                status_class(status),
+            ];
+            m.requests.with_label_values(&labels).inc();
+            m.request_duration
+                .with_label_values(&[NO_ROUTE])
+                .observe(total.as_secs_f64());
+        }
     }
     if !access_log.enabled() {
         return;

@@ -8,11 +8,16 @@ use pingora::proxy::Session;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Times `phase` of a sampled request into the context (a no-op for an unsampled one).
-pub fn record_phase(ctx: &mut Context, name: &'static str, started: Instant) {
-    if ctx.trace.sampled {
+pub fn record_phase(ctx: &mut Context, name: &'static str, started: Option<Instant>) {
+    if let Some(started) = started {
         let offset = started.saturating_duration_since(ctx.started);
         ctx.phases.push((name, offset, started.elapsed()));
     }
+}
+
+/// The start of a phase to time: only a sampled request reads the clock.
+pub fn phase_start(ctx: &Context) -> Option<Instant> {
+    ctx.trace.sampled.then(Instant::now)
 }
 
 /// Hands a finished, sampled request to the exporter, if tracing is configured.

@@ -39,14 +39,14 @@ pub async fn run(
     let cors_checked = cors::apply(request, ctx, &route);
     decision::cors(request, ctx, &route, &cors_checked);
     cors_checked?;
-    let started = std::time::Instant::now();
+    let started = spans::phase_start(ctx);
     let authenticated = authenticate::check(request, ctx, snapshot, &route).await;
     spans::record_phase(ctx, "authenticate", started);
     authenticated?;
     if ctx.decision.as_ref().is_some_and(|trace| trace.explaining) {
         decision::rate_limits(request, ctx, snapshot, &route, None);
     } else {
-        let started = std::time::Instant::now();
+        let started = spans::phase_start(ctx);
         let limited = rate_limit::check(request, ctx, snapshot, &route).await;
         spans::record_phase(ctx, "rate_limit", started);
         decision::rate_limits(request, ctx, snapshot, &route, Some(&limited));
