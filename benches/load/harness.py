@@ -12,13 +12,16 @@ nginx as a plain reverse proxy, and Portcullis with bench configs, then drives l
   (j) bare Pingora: the same framework and server tuning with no gateway logic at all
       (examples/bare_pingora.rs), the floor any Pingora-based gateway starts from
   (k) HAProxy 2.6 doing (d)'s checks with jwt_verify, warm token   (l) the same, a new token
-      every request (benches/load/peers.py; each gateway passes a sanity pass first)
+      every request   (m) oauth2-proxy in bearer-token mode, warm token (built with Go once)
+  (n) Apache 2.4 + mod_auth_openidc as a resource server, warm token
+      (benches/load/peers.py; each gateway passes a sanity pass first)
 Each case runs ROUNDS times, interleaved; the report gives medians and spread (min-max),
 ratios to (b) and (j), gateway RSS and CPU, and is written to benches/results/latest.md
 (with a bar chart, latest.svg).
 
 Usage: benches/load/harness.py [--rounds 3] [--duration 8] [--connections 64] [--threads 1]
-Installs wrk, nginx-light, nghttp2-client and haproxy with apt when missing.
+Installs wrk, nginx-light, nghttp2-client, haproxy, apache2 and libapache2-mod-auth-openidc
+with apt when missing; builds oauth2-proxy with Go once.
 """
 import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -47,9 +50,15 @@ def wait_port(port, timeout=30):
 
 
 def ensure_tools():
-    missing = [pkg for tool, pkg in [("wrk", "wrk"), ("nginx", "nginx-light"), ("h2load", "nghttp2-client"),
-                                     ("haproxy", "haproxy")]
-               if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}")]
+    """Installs, with apt, each package whose tool (or file) is missing."""
+    def present(probe):
+        return os.path.exists(probe) if probe.startswith("/") else (
+            shutil.which(probe) or os.path.exists(f"/usr/sbin/{probe}"))
+    missing = [pkg for probe, pkg in [("wrk", "wrk"), ("nginx", "nginx-light"), ("h2load", "nghttp2-client"),
+                                      ("haproxy", "haproxy"), ("apache2", "apache2"),
+                                      ("/usr/lib/apache2/modules/mod_auth_openidc.so",
+                                       "libapache2-mod-auth-openidc")]
+               if not present(probe)]
     if missing:
         sudo = [] if os.geteuid() == 0 else ["sudo"]
         subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True)
@@ -229,6 +238,16 @@ def main():
         haproxy_port = free_port()
         haproxy = peers.start_haproxy(work, fixture, haproxy_port, args.gateway_threads, children)
         wait_port(haproxy_port)
+        oauth2_port = free_port()
+        oauth2_proxy = peers.start_oauth2_proxy(work, fixture, oauth2_port, children)
+        if oauth2_proxy:
+            wait_port(oauth2_port)
+            peers.sanity("oauth2-proxy (m)", f"http://127.0.0.1:{oauth2_port}/orders/1", warm)
+        apache_port = free_port()
+        apache = peers.start_apache(work, fixture, apache_port, warm, children)
+        if apache:
+            wait_port(apache_port)
+            peers.sanity("Apache + mod_auth_openidc (n)", f"http://127.0.0.1:{apache_port}/orders/1", warm)
         for name, url in [("Portcullis (d)", f"http://127.0.0.1:{gateways['cached'][1]}/orders/1"),
                           ("Portcullis (e)", f"http://127.0.0.1:{gateways['nocache'][1]}/orders/1"),
                           ("HAProxy (k)", f"http://127.0.0.1:{haproxy_port}/orders/1")]:
@@ -258,7 +277,12 @@ def main():
              lambda: run_wrk(f"http://127.0.0.1:{haproxy_port}/orders/1", args, [f"Authorization: Bearer {warm}"])),
             ("l", "HAProxy 2.6, a new token every request", haproxy,
              lambda: run_wrk(f"http://127.0.0.1:{haproxy_port}/orders/1", args, script=unique_lua)),
-        ]
+        ] + ([("m", f"oauth2-proxy {peers.OAUTH2_PROXY_VERSION}, bearer mode, warm token", oauth2_proxy,
+               lambda: run_wrk(f"http://127.0.0.1:{oauth2_port}/orders/1", args,
+                               [f"Authorization: Bearer {warm}"]))] if oauth2_proxy else []) + (
+            [("n", "Apache 2.4 + mod_auth_openidc, warm token", apache,
+              lambda: run_wrk(f"http://127.0.0.1:{apache_port}/orders/1", args,
+                              [f"Authorization: Bearer {warm}"]))] if apache else [])
         results = {key: [] for key, *_ in cases}
         for round_index in range(args.rounds):
             for key, label, proc, fn in cases:
@@ -371,6 +395,10 @@ def render(cases, results, args):
               f"load generator's share of the machine: (h)/(c) = {paired('h', 'c', 'cpu_us')} (target <= 1.05).",
               f"Peers (checks: {peers.HAPROXY_CHECKS}): (d)/(k) = {paired('d', 'k')} (target >= 2.0); "
               f"(e)/(l) = {paired('e', 'l')} (target >= 1.10); (i)/(k) = {paired('i', 'k')}.",
+              (f"oauth2-proxy ({peers.OAUTH2_PROXY_CHECKS}): (d)/(m) = {paired('d', 'm')}."
+               if "m" in results else "oauth2-proxy: not run (no Go toolchain)."),
+              (f"Apache + mod_auth_openidc ({peers.APACHE_CHECKS}): (d)/(n) = {paired('d', 'n')}."
+               if "n" in results else "Apache + mod_auth_openidc: not installed, not run."),
               f"(e) - (d) gateway CPU per request: {med('e', 'cpu_us') - med('d', 'cpu_us'):.1f} µs "
               f"(target <= 1.5x one RS256 verify, `cargo bench --bench verify`).",
               f"Framework floor: bare Pingora (j) serves {bare / nginx:.2f}x nginx. Gateway CPU per request",

@@ -7,8 +7,20 @@ fixture), `iss` equal, `aud` containing `orders-api` (a string, or one of the fi
 of an array: HAProxy's JSON path has no "any element"), `exp` against the clock, a per-client
 (`azp`) stick-table rate limit, and the identity headers X-User-Id / X-Client-Id. It has no
 token cache: every request is verified, warm token or not.
+
+oauth2-proxy 7.15.6 (built once from the Go module proxy with `go install`, cached in
+~/.cache/portcullis/peers): bearer-token mode (`--skip-jwt-bearer-tokens`), go-oidc verifying the
+RS256 signature, `iss`, `aud` (its client id, `orders-api`) and `exp`, then proxying with its
+X-Forwarded-User headers; it has no rate limiter. GOMAXPROCS=1, as the other gateways run one
+worker thread here.
+
+Apache 2.4 + mod_auth_openidc 2.4.12 (Debian) as an OAuth 2.0 resource server: the RS256
+signature against the realm's public key (`OIDCOAuthVerifyCertFiles`: the module takes a JWKS
+URL over https only), `exp`/`iat` (built in), `iss` and `aud` by `Require claim`, identity
+headers from the claims; validated tokens are cached in its shared-memory cache. One process
+(`-X`) with 64 threads; no rate limiter.
 """
-import os, subprocess, urllib.error, urllib.request
+import base64, json, os, shutil, subprocess, urllib.error, urllib.request
 
 HAPROXY_CHECKS = ("jwt_verify RS256 + iss + aud + exp + per-client stick-table limit + identity headers; "
                   "no token cache")
@@ -68,6 +80,102 @@ def start_haproxy(work, fixture, port, threads, children):
     subprocess.run([binary, "-c", "-q", "-f", path], check=True)
     proc = subprocess.Popen([binary, "-f", path, "-db"], stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(work, "haproxy.log"), "w"))
+    children.append(proc)
+    return proc
+
+
+OAUTH2_PROXY_VERSION = "v7.15.6"
+OAUTH2_PROXY_CHECKS = "go-oidc: RS256 signature + iss + aud + exp; no rate limiter; X-Forwarded-User headers"
+PEER_BIN = os.path.expanduser("~/.cache/portcullis/peers")
+
+
+def ensure_oauth2_proxy():
+    """The oauth2-proxy binary, built with the Go toolchain when missing; None without Go."""
+    binary = os.path.join(PEER_BIN, "oauth2-proxy")
+    if os.path.exists(binary):
+        return binary
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if os.path.exists("/usr/local/go/bin/go") else None)
+    if not go:
+        print("oauth2-proxy: no Go toolchain, case (m) skipped", flush=True)
+        return None
+    os.makedirs(PEER_BIN, exist_ok=True)
+    subprocess.run([go, "install", f"github.com/oauth2-proxy/oauth2-proxy/v7@{OAUTH2_PROXY_VERSION}"],
+                   env={**os.environ, "GOBIN": PEER_BIN, "GOFLAGS": "-mod=mod"}, check=True)
+    return binary
+
+
+def start_oauth2_proxy(work, fixture, port, children):
+    """oauth2-proxy in bearer-token mode in front of the fixture's upstream, or None."""
+    binary = ensure_oauth2_proxy()
+    if binary is None:
+        return None
+    proc = subprocess.Popen(
+        [binary, f"--http-address=127.0.0.1:{port}", "--provider=oidc",
+         f"--oidc-issuer-url={fixture['issuer']}", "--client-id=orders-api", "--client-secret=unused",
+         "--cookie-secret=0123456789abcdef0123456789abcdef", "--email-domain=*",
+         f"--upstream=http://{fixture['upstream']}/", "--skip-jwt-bearer-tokens=true",
+         "--oidc-email-claim=sub", "--insecure-oidc-allow-unverified-email=true", "--api-route=^/",
+         "--request-logging=false", "--auth-logging=false"],
+        env={**os.environ, "GOMAXPROCS": "1"}, stdout=subprocess.DEVNULL,
+        stderr=open(os.path.join(work, "oauth2-proxy.log"), "w"))
+    children.append(proc)
+    return proc
+
+
+APACHE_CHECKS = ("mod_auth_openidc: RS256 signature + exp + iss + aud, validated tokens cached; "
+                 "no rate limiter; identity headers")
+APACHE_MODULES = "/usr/lib/apache2/modules"
+APACHE_CONF = """
+ServerRoot {work}
+LoadModule mpm_event_module {modules}/mod_mpm_event.so
+LoadModule authn_core_module {modules}/mod_authn_core.so
+LoadModule authz_core_module {modules}/mod_authz_core.so
+LoadModule authz_user_module {modules}/mod_authz_user.so
+LoadModule headers_module {modules}/mod_headers.so
+LoadModule proxy_module {modules}/mod_proxy.so
+LoadModule proxy_http_module {modules}/mod_proxy_http.so
+LoadModule auth_openidc_module {modules}/mod_auth_openidc.so
+Listen 127.0.0.1:{port}
+ServerName localhost
+PidFile {work}/httpd.pid
+ErrorLog {work}/apache-error.log
+LogLevel crit
+ThreadsPerChild 64
+ServerLimit 1
+StartServers 1
+MaxRequestWorkers 64
+KeepAliveTimeout 30
+MaxKeepAliveRequests 0
+OIDCOAuthVerifyCertFiles {kid}#{work}/public.pem
+OIDCOAuthRemoteUserClaim sub
+OIDCCacheType shm
+<Location />
+  AuthType oauth20
+  <RequireAll>
+    Require claim iss:{issuer}
+    Require claim aud:orders-api
+  </RequireAll>
+  RequestHeader set X-User-Id "%{{OIDC_CLAIM_sub}}e"
+  RequestHeader set X-Client-Id "%{{OIDC_CLAIM_azp}}e"
+  ProxyPass http://{upstream}/
+</Location>
+"""
+
+
+def start_apache(work, fixture, port, token, children):
+    """Apache + mod_auth_openidc as above, or None when they are not installed."""
+    binary = "/usr/sbin/apache2"
+    if not (os.path.exists(binary) and os.path.exists(f"{APACHE_MODULES}/mod_auth_openidc.so")):
+        return None
+    header = token.split(".")[0]
+    kid = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
+    path = os.path.join(work, "httpd.conf")
+    with open(path, "w") as f:
+        f.write(APACHE_CONF.format(work=work, modules=APACHE_MODULES, port=port, kid=kid,
+                                   issuer=fixture["issuer"], upstream=fixture["upstream"]))
+    subprocess.run([binary, "-t", "-f", path], check=True, capture_output=True)
+    proc = subprocess.Popen([binary, "-X", "-f", path], stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(work, "apache.log"), "w"))
     children.append(proc)
     return proc
 
