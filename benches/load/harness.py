@@ -14,6 +14,7 @@ nginx as a plain reverse proxy, and Portcullis with bench configs, then drives l
   (k) HAProxy 2.6 doing (d)'s checks with jwt_verify, warm token   (l) the same, a new token
       every request   (m) oauth2-proxy in bearer-token mode, warm token (built with Go once)
   (n) Apache 2.4 + mod_auth_openidc as a resource server, warm token
+  (o) (k) with HAProxy at its default thread count (one per CPU), against (i)
       (benches/load/peers.py; each gateway passes a sanity pass first)
 Each case runs ROUNDS times, interleaved; the report gives medians and spread (min-max),
 ratios to (b) and (j), gateway RSS and CPU, and is written to benches/results/latest.md
@@ -238,6 +239,11 @@ def main():
         haproxy_port = free_port()
         haproxy = peers.start_haproxy(work, fixture, haproxy_port, args.gateway_threads, children)
         wait_port(haproxy_port)
+        # HAProxy's default: one thread per CPU (nbthread unset), against Portcullis's default (i).
+        haproxy_all_port = free_port()
+        haproxy_all = peers.start_haproxy(work, fixture, haproxy_all_port, os.cpu_count(), children,
+                                          name="haproxy-default-threads")
+        wait_port(haproxy_all_port)
         oauth2_port = free_port()
         oauth2_proxy = peers.start_oauth2_proxy(work, fixture, oauth2_port, children)
         if oauth2_proxy:
@@ -277,6 +283,9 @@ def main():
              lambda: run_wrk(f"http://127.0.0.1:{haproxy_port}/orders/1", args, [f"Authorization: Bearer {warm}"])),
             ("l", "HAProxy 2.6, a new token every request", haproxy,
              lambda: run_wrk(f"http://127.0.0.1:{haproxy_port}/orders/1", args, script=unique_lua)),
+            ("o", f"(k) at HAProxy's default thread count ({os.cpu_count()})", haproxy_all,
+             lambda: run_wrk(f"http://127.0.0.1:{haproxy_all_port}/orders/1", args,
+                             [f"Authorization: Bearer {warm}"])),
         ] + ([("m", f"oauth2-proxy {peers.OAUTH2_PROXY_VERSION}, bearer mode, warm token", oauth2_proxy,
                lambda: run_wrk(f"http://127.0.0.1:{oauth2_port}/orders/1", args,
                                [f"Authorization: Bearer {warm}"]))] if oauth2_proxy else []) + (
@@ -394,7 +403,8 @@ def render(cases, results, args):
               "the pair sees the same machine load. Gateway CPU per request, less sensitive to the",
               f"load generator's share of the machine: (h)/(c) = {paired('h', 'c', 'cpu_us')} (target <= 1.05).",
               f"Peers (checks: {peers.HAPROXY_CHECKS}): (d)/(k) = {paired('d', 'k')} (target >= 2.0); "
-              f"(e)/(l) = {paired('e', 'l')} (target >= 1.10); (i)/(k) = {paired('i', 'k')}.",
+              f"(e)/(l) = {paired('e', 'l')} (target >= 1.10); (i)/(o) = {paired('i', 'o')} "
+              f"(both at their default thread count; target >= 1.5).",
               (f"oauth2-proxy ({peers.OAUTH2_PROXY_CHECKS}): (d)/(m) = {paired('d', 'm')}."
                if "m" in results else "oauth2-proxy: not run (no Go toolchain)."),
               (f"Apache + mod_auth_openidc ({peers.APACHE_CHECKS}): (d)/(n) = {paired('d', 'n')}."

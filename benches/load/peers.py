@@ -29,7 +29,7 @@ HAPROXY_CONF = """
 global
   nbthread {threads}
   maxconn 4096
-  pidfile {work}/haproxy.pid
+  pidfile {work}/{name}.pid
 defaults
   mode http
   timeout connect 5s
@@ -68,18 +68,18 @@ backend upstream
 """
 
 
-def start_haproxy(work, fixture, port, threads, children):
-    """HAProxy with the checks above, or None when it is not installed."""
+def start_haproxy(work, fixture, port, threads, children, name="haproxy"):
+    """HAProxy with the checks above on `threads` threads, or None when it is not installed."""
     binary = "/usr/sbin/haproxy"
     if not os.path.exists(binary):
         return None
-    path = os.path.join(work, "haproxy.cfg")
+    path = os.path.join(work, f"{name}.cfg")
     with open(path, "w") as f:
         f.write(HAPROXY_CONF.format(work=work, port=port, threads=threads, issuer=fixture["issuer"],
-                                    upstream=fixture["upstream"]))
+                                    upstream=fixture["upstream"], name=name))
     subprocess.run([binary, "-c", "-q", "-f", path], check=True)
     proc = subprocess.Popen([binary, "-f", path, "-db"], stdout=subprocess.DEVNULL,
-                            stderr=open(os.path.join(work, "haproxy.log"), "w"))
+                            stderr=open(os.path.join(work, f"{name}.log"), "w"))
     children.append(proc)
     return proc
 
