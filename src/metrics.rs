@@ -208,14 +208,23 @@ impl RouteMetrics {
 
     /// `portcullis_requests_total{route, method, status}` of this route.
     pub fn requests(&self, method: &http::Method, status: u16) -> &prometheus::IntCounter {
-        let method = method_label(method);
-        let status = status_class(status);
-        let m = METHOD_LABELS.iter().position(|l| *l == method).unwrap_or(7);
-        let s = STATUS_LABELS.iter().position(|l| *l == status).unwrap_or(5);
+        let m = match *method {
+            http::Method::GET => 0,
+            http::Method::HEAD => 1,
+            http::Method::POST => 2,
+            http::Method::PUT => 3,
+            http::Method::DELETE => 4,
+            http::Method::PATCH => 5,
+            http::Method::OPTIONS => 6,
+            _ => 7,
+        };
+        let s = match status {
+            100..=599 => usize::from(status / 100 - 1),
+            _ => 5,
+        };
         self.requests[m][s].get_or_init(|| {
-            metrics()
-                .requests
-                .with_label_values(&[self.route.as_str(), method, status])
+            let labels = [self.route.as_str(), METHOD_LABELS[m], STATUS_LABELS[s]];
+            metrics().requests.with_label_values(&labels)
         })
     }
 

@@ -37,12 +37,8 @@ impl RequestId {
 
     /// A new id: 16 lowercase hex digits, unique within the process and unlikely to repeat across.
     pub fn generate() -> Self {
-        let value = unique_u64();
         let mut bytes = [0u8; MAX_LEN];
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for (index, slot) in bytes[..16].iter_mut().enumerate() {
-            *slot = HEX[((value >> (60 - index * 4)) & 0xf) as usize];
-        }
+        bytes[..16].copy_from_slice(&hex_u64(unique_u64()));
         RequestId { bytes, len: 16 }
     }
 
@@ -64,6 +60,16 @@ fn is_well_formed(value: &[u8]) -> bool {
         && value
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || b"._:+=/-".contains(b))
+}
+
+/// `value` as 16 lowercase hex digits (ids are written without `fmt`).
+pub fn hex_u64(value: u64) -> [u8; 16] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    for (index, digit) in digits.iter_mut().enumerate() {
+        *digit = HEX[((value >> (60 - index * 4)) & 0xf) as usize];
+    }
+    digits
 }
 
 /// A 64-bit value no other call in this process returns, unpredictable without the process's

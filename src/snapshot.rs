@@ -82,15 +82,11 @@ impl Snapshot {
         for upstream in &config.upstreams {
             upstream.start(control).await;
         }
-        let sign_in = config.sign_in.clone().map(|settings| {
-            Arc::new(SignIn::new(
-                settings,
-                config.provider_clients.clone(),
-                config.provider_names.clone(),
-                config.redis.as_ref(),
-                previous.and_then(|p| p.sign_in.as_deref()),
-            ))
-        });
+        let sign_in = sign_in_of(
+            &config,
+            config.redis.as_ref(),
+            previous.and_then(|p| p.sign_in.as_deref()),
+        );
         let assertions = assertion_signer(&config, previous)?;
         let spans = config.tracing.clone().map(|settings| {
             let kept = previous
@@ -141,15 +137,7 @@ impl Snapshot {
             &config.concurrency_limits,
             None,
         ));
-        let sign_in = config.sign_in.clone().map(|settings| {
-            Arc::new(SignIn::new(
-                settings,
-                config.provider_clients.clone(),
-                config.provider_names.clone(),
-                None,
-                None,
-            ))
-        });
+        let sign_in = sign_in_of(&config, None, None);
         let assertions = assertion_signer(&config, None)?;
         Ok(Snapshot {
             spans: None,
@@ -182,6 +170,23 @@ impl Snapshot {
                 )
             })
     }
+}
+
+/// Browser sign-in, when configured: sessions in `redis` when given (and its store asks for
+/// it), revocations and refreshes carried over from `previous`.
+fn sign_in_of(
+    config: &CompiledConfig,
+    redis: Option<&crate::ratelimit::RedisSettings>,
+    previous: Option<&SignIn>,
+) -> Option<Arc<SignIn>> {
+    let settings = config.sign_in.clone()?;
+    Some(Arc::new(SignIn::new(
+        settings,
+        config.provider_clients.clone(),
+        config.provider_names.clone(),
+        redis,
+        previous,
+    )))
 }
 
 /// Drops idle rate-limit keys every few seconds, until the limiter is replaced and dropped.

@@ -23,13 +23,10 @@ pub struct TraceContext {
 /// an id is never all zeros: at most one word of the process's life is zero, and a span id of
 /// zero is replaced).
 fn random_hex(words: usize) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    use crate::request_id::{hex_u64, unique_u64};
     let mut hex = String::with_capacity(words * 16);
     for _ in 0..words {
-        let value = crate::request_id::unique_u64().max(1);
-        for shift in (0..16).rev() {
-            hex.push(char::from(HEX[((value >> (shift * 4)) & 0xf) as usize]));
-        }
+        hex.extend(hex_u64(unique_u64().max(1)).map(char::from));
     }
     hex
 }

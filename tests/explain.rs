@@ -69,6 +69,7 @@ fn a_valid_token_is_allowed_with_every_step_named() {
         "ok   realm role \"reader\": realm roles: [",
         "policy `per_client`: key `web-app`; base rate: 100/s, burst 50; store local",
         "set x-user-id: 0b9e6a4c-alice",
+        "remove x-user-groups (the route sets it, but a claim its template reads is missing)",
         "the response JSON body is transformed",
         "verdict: allowed: forwarded upstream",
     ] {
@@ -269,4 +270,36 @@ async fn a_live_request_is_refused_for_the_same_reason_and_logs_the_same_trace()
         "{traced:#?}"
     );
     assert!(!log.contains(&only_account), "the token reached the log");
+}
+
+#[test]
+fn a_question_that_cannot_be_asked_exits_2_with_the_reason() {
+    let run = |args: &[&str]| {
+        let output = Command::new(binary())
+            .arg("explain")
+            .args(args)
+            .env("PORTCULLIS_LOG", "error")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&["-c", "/nonexistent/portcullis.yaml", "GET", "/x"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/portcullis.yaml"), "{stderr}");
+    let (code, stderr) = run(&[
+        "-c",
+        "conf/portcullis.yaml",
+        "--token-file",
+        "/nonexistent/token",
+        "GET",
+        "/x",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("cannot read the token file"), "{stderr}");
+    let (code, stderr) = run(&["-c", "conf/portcullis.yaml", "GET", "ftp://x/y"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("is not a URL"), "{stderr}");
 }

@@ -1,7 +1,7 @@
 //! The last step of an explanation: what an admitted request would carry upstream — the
 //! target pool, the identity headers the route sets (rendered by the route's own header
 //! operations), the claims header and identity assertion, and which JSON transforms apply.
-//! A value that contains the request's token is never shown.
+//! Templates read claims and request fields, never a header, so no value shown holds a token.
 
 use crate::compile::{Route, RouteAuth};
 use crate::decision_trace::{shown, DecisionTrace, Verdict};
@@ -12,7 +12,6 @@ use pingora::http::RequestHeader;
 
 /// Records the upstream side of an admitted request.
 pub fn record(trace: &mut DecisionTrace, request: &RequestHeader, ctx: &Context, route: &Route) {
-    let token = bearer_token(request);
     let upstream = &route.upstream.settings;
     let targets: Vec<String> = upstream
         .targets
@@ -39,15 +38,12 @@ pub fn record(trace: &mut DecisionTrace, request: &RequestHeader, ctx: &Context,
                 .set
                 .iter()
                 .any(|(set, _)| *set == name);
-        let value = match (value, token) {
-            (Some(value), Some(token)) if value.contains(token) => {
-                " (a value holding the access token)".to_owned()
-            }
-            (Some(value), _) => format!(": {}", shown(&value)),
-            (None, _) if unrendered => {
+        let value = match value {
+            Some(value) => format!(": {}", shown(&value)),
+            None if unrendered => {
                 " (the route sets it, but a claim its template reads is missing)".to_owned()
             }
-            (None, _) => String::new(),
+            None => String::new(),
         };
         step.check(
             "header",
@@ -97,16 +93,6 @@ pub fn record(trace: &mut DecisionTrace, request: &RequestHeader, ctx: &Context,
             step.check("json", Verdict::Note, detail);
         }
     }
-}
-
-fn bearer_token(request: &RequestHeader) -> Option<&str> {
-    let value = request
-        .headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let token = value.get(7..)?.trim();
-    (!token.is_empty()).then_some(token)
 }
 
 /// Header operations as they would be made, in order.

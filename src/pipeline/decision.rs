@@ -81,10 +81,10 @@ pub fn route(
 
 /// The client IP step.
 pub fn client_ips(ctx: &mut Context, route: &Route, result: &Result<(), Denial>) {
-    let client = ctx.facts.client_ip_text.clone();
     let Some(trace) = ctx.decision.as_deref_mut() else {
         return;
     };
+    let client = &ctx.facts.client_ip_text;
     if route.client_ips.is_none() {
         trace.step(
             "client_ips",
@@ -136,14 +136,14 @@ pub fn rate_limits(
     route: &Route,
     result: Option<&Result<(), Denial>>,
 ) {
+    let Some(trace) = ctx.decision.as_deref_mut() else {
+        return;
+    };
     let client_ip = ctx
         .facts
         .client_ip
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let identity = ctx.identity.clone();
-    let Some(trace) = ctx.decision.as_deref_mut() else {
-        return;
-    };
+    let identity = ctx.identity.as_deref();
     if route.rate_limits.is_empty() && route.concurrency_limits.is_empty() {
         trace.step(
             "rate_limit",
@@ -162,19 +162,13 @@ pub fn rate_limits(
     let step = trace.step("rate_limit", verdict, summary);
     let mut key = String::new();
     let mut key_of = |parts: &[RateKeyPart]| {
-        let source = rate_key(
-            parts,
-            identity.as_deref(),
-            &request.headers,
-            client_ip,
-            &mut key,
-        );
+        let source = rate_key(parts, identity, &request.headers, client_ip, &mut key);
         shown_key(parts, &key, source)
     };
     for &index in &route.rate_limits {
         let policy = snapshot.rate_limiter.policy(index);
         let key = key_of(&policy.key);
-        let tier = choose_tier(policy, identity.as_deref());
+        let tier = choose_tier(policy, identity);
         let tier_name = tier
             .index
             .map_or("base rate".to_owned(), |i| format!("tier {}", i + 1));
