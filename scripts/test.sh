@@ -38,6 +38,9 @@ cargo fmt --all -- --check
 
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 mkdir -p "$target_dir"
+# A one-off run gains nothing from incremental compilation, which would write gigabytes of
+# session files next to the test binaries. A developer can still set CARGO_INCREMENTAL=1.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
