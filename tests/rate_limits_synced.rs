@@ -116,8 +116,13 @@ async fn three_gateways_share_one_limit_with_a_few_batched_redis_calls() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    // The first burst may have left part of the budget unused (see above): what the fleet admits
+    // now is at most that rest, plus the refill of a second or two and the sync's small slack.
     let later = admitted(&gateways, "tenant-a", 10).await;
-    assert!(later <= 3, "{later} more admitted from an empty bucket");
+    assert!(
+        total + later <= 66,
+        "{later} more admitted after {total}: the fleet went past its budget of 60"
+    );
     let requests = 180;
     let evals = calls(&redis, "eval");
     assert!(
