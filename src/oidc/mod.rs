@@ -11,6 +11,7 @@
 //! | [`endpoints`] | authorization, token, end-session and introspection endpoints from discovery |
 //! | [`fetch`] | discovery and JWKS over HTTP with timeouts and size limits |
 //! | [`provider`] | a running provider: keys behind an ArcSwap, refresh, single-flight refetch |
+//! | [`jose_header`] | a token's JOSE header (`alg`, `kid`, `typ`, `crit`), decoded on the stack |
 //! | [`verify`] | pure signature and claim checks with a clock parameter |
 //! | [`cache`] | the verified-token cache and negative cache |
 //! | [`introspection`] | RFC 7662: is a verified token still active at the provider |
@@ -28,6 +29,7 @@ pub mod failure;
 pub mod fetch;
 pub mod introspection;
 pub mod introspection_cache;
+pub mod jose_header;
 pub mod keys;
 pub mod parsed_keys;
 pub mod provider;

@@ -4,14 +4,15 @@
 //! rule is tested deterministically (tests in `verify/tests.rs`).
 
 use super::failure::{AuthFailure, AuthReason};
+use super::jose_header::{self, HeaderError, JoseHeader};
 use super::keys::{KeyLookup, KeySet};
 use base64::Engine;
-use jsonwebtoken::{Algorithm, Header};
+use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
 /// A token split into its parts; the payload is decoded (not yet trusted).
 pub struct TokenParts<'a> {
-    pub header: Header,
+    pub header: JoseHeader,
     pub payload: Value,
     signing_input: &'a str,
     signature: &'a str,
@@ -28,7 +29,7 @@ pub fn split(token: &str) -> Result<TokenParts<'_>, AuthFailure> {
     let (signing_input, signature) = token
         .rsplit_once('.')
         .ok_or_else(|| malformed("expected three dot-separated parts"))?;
-    let (_, payload_b64) = signing_input
+    let (header_b64, payload_b64) = signing_input
         .split_once('.')
         .ok_or_else(|| malformed("expected three dot-separated parts"))?;
     if payload_b64.contains('.') || signature.is_empty() {
@@ -36,19 +37,16 @@ pub fn split(token: &str) -> Result<TokenParts<'_>, AuthFailure> {
             "expected three dot-separated parts with a signature",
         ));
     }
-    let header = jsonwebtoken::decode_header(token).map_err(|e| {
-        if e.to_string().to_ascii_lowercase().contains("none") {
-            AuthFailure::new(
-                AuthReason::AlgorithmNotAllowed,
-                "unsigned tokens (`alg: none`) are never accepted",
-            )
-        } else {
-            malformed("its header cannot be decoded")
-        }
+    let header = jose_header::read(header_b64).map_err(|error| match error {
+        HeaderError::Unsigned => AuthFailure::new(
+            AuthReason::AlgorithmNotAllowed,
+            "unsigned tokens (`alg: none`) are never accepted",
+        ),
+        HeaderError::Malformed(why) => malformed(why),
     })?;
-    // `decode_header` does not look at `crit`; the gateway understands no JWS extension, so any
-    // `crit` (even `b64`, RFC 7797) means a token it must not accept (RFC 7515 §4.1.11).
-    if header.crit.is_some() {
+    // The gateway understands no JWS extension, so any `crit` (even `b64`, RFC 7797) means a
+    // token it must not accept (RFC 7515 §4.1.11).
+    if header.has_crit {
         return Err(AuthFailure::new(
             AuthReason::UnsupportedCriticalHeader,
             "the token's header lists critical extensions (`crit`); none is supported",
