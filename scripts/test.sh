@@ -38,6 +38,12 @@ cargo fmt --all -- --check
 
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 mkdir -p "$target_dir"
+# The build of every test binary needs ~3.2 GB under target/ (measured on a fresh clone); say so
+# up front rather than fail at a link step with "No space left on device".
+free_kib=$(df -Pk "$target_dir" | awk 'NR == 2 { print $4 }')
+if [ -n "$free_kib" ] && [ "$free_kib" -lt $((4 * 1024 * 1024)) ]; then
+  echo "warning: $((free_kib / 1024)) MiB free under $target_dir; the test build needs about 4 GB" >&2
+fi
 # A one-off run gains nothing from incremental compilation, which would write gigabytes of
 # session files next to the test binaries. A developer can still set CARGO_INCREMENTAL=1.
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
