@@ -13,6 +13,10 @@ use portcullis::policy::{compile_rule, holds, Identity};
 use portcullis::routing::{MethodSet, PathPattern, RouteMatcher, RouteTable};
 use std::hint::black_box;
 
+/// The gateway's allocator (src/main.rs), so that allocation costs read as they do in it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn route_table(count: usize) -> RouteTable {
     let matchers: Vec<RouteMatcher> = (0..count)
         .map(|i| RouteMatcher {
