@@ -212,7 +212,7 @@ impl AssertionSigner {
 
     /// The assertion for `identity` addressed to `audience` (cached while fresh).
     pub fn assertion(&self, identity: &Identity, audience: &str) -> Option<Arc<str>> {
-        let claims = identity.claims();
+        let claims = identity.claims().document();
         let now = unix_now();
         let token_id = claims
             .get("jti")

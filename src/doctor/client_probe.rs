@@ -106,7 +106,7 @@ impl Probe<'_> {
         };
         let verdict = split(token).and_then(|parts| {
             verify_signature(&parts, self.keys, &self.settings.algorithms)?;
-            check_claims(&parts.payload, &rules, unix_now())
+            check_claims(&parts.claims, &rules, unix_now())
         });
         match verdict {
             Ok(()) => Finding::ok(
@@ -129,6 +129,6 @@ impl Probe<'_> {
 /// A token's `iat` (read, not trusted: only the clock comparison uses it).
 fn issued_at_of(token: &str) -> Option<SystemTime> {
     let parts = split(token).ok()?;
-    let iat = parts.payload.get("iat")?.as_u64()?;
+    let iat = parts.claims.document().get("iat")?.as_u64()?;
     UNIX_EPOCH.checked_add(Duration::from_secs(iat))
 }

@@ -12,9 +12,8 @@ use super::verify::{check_claims, issuer_hint, split, verify_signature, TokenPar
 use super::SetupError;
 use crate::decision_trace::Verdict;
 use crate::metrics::token_cache_lookups;
-use crate::policy::Identity;
+use crate::policy::{Identity, RawJson};
 use pingora::http::RequestHeader;
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -193,16 +192,16 @@ impl Authenticator {
                 .check("header", Verdict::Note, describe_header(&parts));
         }
         let issuer = parts
-            .payload
+            .claims
             .get("iss")
-            .and_then(Value::as_str)
+            .and_then(RawJson::as_str)
             .unwrap_or_default();
         let Some(index) = self
             .providers
             .iter()
             .position(|p| p.rules().is_some_and(|rules| rules.issuer == issuer))
         else {
-            return Err(self.unknown_issuer(issuer, allowed));
+            return Err(self.unknown_issuer(&issuer, allowed));
         };
         let provider = &self.providers[index];
         let name = provider.settings.name.as_str();
@@ -266,16 +265,16 @@ impl Authenticator {
         }
         let rules = provider.rules().ok_or_else(|| unavailable(name))?;
         match trace.as_mut() {
-            Some(trace) => record_claim_checks(trace.step, &parts.payload, &rules, now),
-            None => check_claims(&parts.payload, &rules, now),
+            Some(trace) => record_claim_checks(trace.step, &parts.claims, &rules, now),
+            None => check_claims(&parts.claims, &rules, now),
         }
         .map_err(|f| f.with_provider(name))?;
         let exp = parts
-            .payload
+            .claims
             .get("exp")
-            .and_then(Value::as_f64)
+            .and_then(RawJson::as_f64)
             .unwrap_or(0.0) as u64;
-        let identity = Arc::new(Identity::from_claims(parts.payload));
+        let identity = Arc::new(Identity::from_claims(parts.claims));
         if !offline {
             provider.cache.insert(
                 hash,

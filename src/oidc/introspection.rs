@@ -37,9 +37,11 @@ pub async fn introspect(
                 let ttl = provider.settings.introspection_ttl.as_secs();
                 // An opaque token's expiry is only known from the answer.
                 let exp = exp.or_else(|| {
-                    identity
-                        .as_ref()
-                        .and_then(|i| i.claims().get("exp").and_then(serde_json::Value::as_u64))
+                    identity.as_ref().and_then(|i| {
+                        i.claims()
+                            .get("exp")
+                            .and_then(crate::policy::RawJson::as_u64)
+                    })
                 });
                 let until = exp.map_or(now + ttl, |exp| exp.min(now + ttl));
                 let entries = provider.settings.introspection_entries;

@@ -7,6 +7,7 @@ use super::failure::AuthFailure;
 use super::settings::{KeySource, ProviderSettings};
 use super::verify::{ClaimRules, TokenParts, CLAIM_CHECKS};
 use crate::decision_trace::{shown, Step, Verdict};
+use crate::policy::Claims;
 use serde_json::Value;
 
 /// Where the trace of one token verification goes, and whether the explanation is offline
@@ -43,14 +44,14 @@ pub fn describe_key_source(settings: &ProviderSettings) -> String {
 /// Runs every claim check, records each with the value it read, and returns the first failure.
 pub fn record_claim_checks(
     step: &mut Step,
-    payload: &Value,
+    claims: &Claims,
     rules: &ClaimRules,
     now: u64,
 ) -> Result<(), AuthFailure> {
     let mut first_failure = None;
     for (claim, check) in CLAIM_CHECKS {
-        let result = check(payload, rules, now as f64);
-        let read = claim_read(payload, claim, rules, now);
+        let result = check(claims, rules, now as f64);
+        let read = claim_read(claims.document(), claim, rules, now);
         match result {
             Ok(()) => {
                 let skipped = read.is_none();
@@ -165,7 +166,8 @@ mod tests {
         let payload = json!({
             "iss": "https://idp/realms/acme", "aud": "account", "exp": 1000, "typ": "Bearer"
         });
-        let failure = record_claim_checks(step, &payload, &rules(), 2000).unwrap_err();
+        let failure =
+            record_claim_checks(step, &Claims::from(payload), &rules(), 2000).unwrap_err();
         assert_eq!(failure.reason, AuthReason::Expired);
         let checks = &trace.steps[0].checks;
         let exp = checks.iter().find(|c| c.name == "exp").unwrap();
@@ -188,7 +190,7 @@ mod tests {
             "iss": "https://idp/realms/acme", "aud": ["orders-api"], "exp": 3000, "iat": 1900,
             "typ": "Bearer"
         });
-        assert!(record_claim_checks(step, &payload, &rules(), 2000).is_ok());
+        assert!(record_claim_checks(step, &Claims::from(payload), &rules(), 2000).is_ok());
         assert!(trace.steps[0]
             .checks
             .iter()

@@ -6,14 +6,15 @@
 use super::failure::{AuthFailure, AuthReason};
 use super::jose_header::{self, HeaderError, JoseHeader};
 use super::keys::{KeyLookup, KeySet};
+use crate::policy::{Claims, RawJson};
 use base64::Engine;
 use jsonwebtoken::Algorithm;
-use serde_json::Value;
+use std::borrow::Cow;
 
 /// A token split into its parts; the payload is decoded (not yet trusted).
 pub struct TokenParts<'a> {
     pub header: JoseHeader,
-    pub payload: Value,
+    pub claims: Claims,
     signing_input: &'a str,
     signature: &'a str,
 }
@@ -55,14 +56,12 @@ pub fn split(token: &str) -> Result<TokenParts<'_>, AuthFailure> {
     let payload_bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload_b64.trim_end_matches('='))
         .map_err(|_| malformed("its payload is not base64url"))?;
-    let payload: Value =
-        serde_json::from_slice(&payload_bytes).map_err(|_| malformed("its payload is not JSON"))?;
-    if !payload.is_object() {
-        return Err(malformed("its payload is not a JSON object"));
-    }
+    let payload_text =
+        String::from_utf8(payload_bytes).map_err(|_| malformed("its payload is not JSON"))?;
+    let claims = Claims::parse(payload_text).map_err(|error| malformed(&error.to_string()))?;
     Ok(TokenParts {
         header,
-        payload,
+        claims,
         signing_input,
         signature,
     })
@@ -130,8 +129,8 @@ pub struct ClaimRules {
 
 /// A NumericDate claim: `Ok(None)` when absent, refused when present but not a number (a
 /// string `nbf` must not pass as "no `nbf`").
-fn numeric_date(payload: &Value, name: &str) -> Result<Option<f64>, AuthFailure> {
-    match payload.get(name) {
+fn numeric_date(claims: &Claims, name: &str) -> Result<Option<f64>, AuthFailure> {
+    match claims.get(name) {
         None => Ok(None),
         Some(value) => value.as_f64().map(Some).ok_or_else(|| {
             AuthFailure::new(
@@ -142,8 +141,8 @@ fn numeric_date(payload: &Value, name: &str) -> Result<Option<f64>, AuthFailure>
     }
 }
 
-/// One registered-claim check: the payload, the provider's rules, and the time (Unix seconds).
-pub type ClaimCheck = fn(&Value, &ClaimRules, f64) -> Result<(), AuthFailure>;
+/// One registered-claim check: the claims, the provider's rules, and the time (Unix seconds).
+pub type ClaimCheck = fn(&Claims, &ClaimRules, f64) -> Result<(), AuthFailure>;
 
 /// The registered-claim checks, by claim name, in the order they run. [`check_claims`] stops at
 /// the first failure; a decision trace runs them all (each is the same function either way).
@@ -158,16 +157,16 @@ pub const CLAIM_CHECKS: [(&str, ClaimCheck); 7] = [
 ];
 
 /// Checks the registered claims against `rules` at Unix time `now`.
-pub fn check_claims(payload: &Value, rules: &ClaimRules, now: u64) -> Result<(), AuthFailure> {
+pub fn check_claims(claims: &Claims, rules: &ClaimRules, now: u64) -> Result<(), AuthFailure> {
     let now = now as f64;
     for (_, check) in CLAIM_CHECKS {
-        check(payload, rules, now)?;
+        check(claims, rules, now)?;
     }
     Ok(())
 }
 
-fn check_expiry(payload: &Value, rules: &ClaimRules, now: f64) -> Result<(), AuthFailure> {
-    let exp = numeric_date(payload, "exp")?.ok_or_else(|| {
+fn check_expiry(claims: &Claims, rules: &ClaimRules, now: f64) -> Result<(), AuthFailure> {
+    let exp = numeric_date(claims, "exp")?.ok_or_else(|| {
         AuthFailure::new(
             AuthReason::Malformed,
             "the token has no numeric `exp` claim",
@@ -182,8 +181,8 @@ fn check_expiry(payload: &Value, rules: &ClaimRules, now: f64) -> Result<(), Aut
     Ok(())
 }
 
-fn check_not_before(payload: &Value, rules: &ClaimRules, now: f64) -> Result<(), AuthFailure> {
-    match numeric_date(payload, "nbf")? {
+fn check_not_before(claims: &Claims, rules: &ClaimRules, now: f64) -> Result<(), AuthFailure> {
+    match numeric_date(claims, "nbf")? {
         Some(nbf) if nbf > now + rules.clock_skew_seconds as f64 => Err(AuthFailure::new(
             AuthReason::NotYetValid,
             format!("the token is not valid for another {}s", (nbf - now) as u64),
@@ -192,8 +191,8 @@ fn check_not_before(payload: &Value, rules: &ClaimRules, now: f64) -> Result<(),
     }
 }
 
-fn check_issued_at(payload: &Value, rules: &ClaimRules, now: f64) -> Result<(), AuthFailure> {
-    match numeric_date(payload, "iat")? {
+fn check_issued_at(claims: &Claims, rules: &ClaimRules, now: f64) -> Result<(), AuthFailure> {
+    match numeric_date(claims, "iat")? {
         Some(iat) if iat > now + rules.clock_skew_seconds as f64 => Err(AuthFailure::new(
             AuthReason::IssuedInFuture,
             format!(
@@ -205,8 +204,8 @@ fn check_issued_at(payload: &Value, rules: &ClaimRules, now: f64) -> Result<(), 
     }
 }
 
-fn check_issuer(payload: &Value, rules: &ClaimRules, _now: f64) -> Result<(), AuthFailure> {
-    if payload.get("iss").and_then(Value::as_str) != Some(rules.issuer.as_str()) {
+fn check_issuer(claims: &Claims, rules: &ClaimRules, _now: f64) -> Result<(), AuthFailure> {
+    if claims.get("iss").and_then(RawJson::as_str).as_deref() != Some(rules.issuer.as_str()) {
         return Err(AuthFailure::new(
             AuthReason::UnknownIssuer,
             format!("the token's issuer is not `{}`", rules.issuer),
@@ -216,16 +215,16 @@ fn check_issuer(payload: &Value, rules: &ClaimRules, _now: f64) -> Result<(), Au
 }
 
 fn check_authorized_party(
-    payload: &Value,
+    claims: &Claims,
     rules: &ClaimRules,
     _now: f64,
 ) -> Result<(), AuthFailure> {
     if !rules.authorized_parties.is_empty() {
-        let azp = payload
+        let azp = claims
             .get("azp")
-            .and_then(Value::as_str)
+            .and_then(RawJson::as_str)
             .unwrap_or_default();
-        if !rules.authorized_parties.iter().any(|p| p == azp) {
+        if !rules.authorized_parties.iter().any(|p| *p == azp) {
             return Err(AuthFailure::new(
                 AuthReason::UnauthorizedParty,
                 format!("client `{azp}` (azp) is not among the authorized parties"),
@@ -235,9 +234,10 @@ fn check_authorized_party(
     Ok(())
 }
 
-fn check_token_type(payload: &Value, rules: &ClaimRules, _now: f64) -> Result<(), AuthFailure> {
+fn check_token_type(claims: &Claims, rules: &ClaimRules, _now: f64) -> Result<(), AuthFailure> {
     if let Some(types) = &rules.token_types {
-        let typ = payload.get("typ").and_then(Value::as_str);
+        let typ = claims.get("typ").and_then(RawJson::as_str);
+        let typ = typ.as_deref();
         if !typ.is_some_and(|t| types.iter().any(|allowed| allowed.eq_ignore_ascii_case(t))) {
             return Err(AuthFailure::new(
                 AuthReason::WrongTokenType,
@@ -248,16 +248,12 @@ fn check_token_type(payload: &Value, rules: &ClaimRules, _now: f64) -> Result<()
     Ok(())
 }
 
-fn check_audience(payload: &Value, rules: &ClaimRules, _now: f64) -> Result<(), AuthFailure> {
+fn check_audience(claims: &Claims, rules: &ClaimRules, _now: f64) -> Result<(), AuthFailure> {
     let audiences = &rules.audiences;
     if audiences.is_empty() {
         return Ok(());
     }
-    let token_audiences: Vec<&str> = match payload.get("aud") {
-        Some(Value::String(one)) => vec![one.as_str()],
-        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
+    let token_audiences = audiences_of(claims);
     if token_audiences
         .iter()
         .any(|aud| audiences.iter().any(|a| a == aud))
@@ -279,6 +275,18 @@ fn check_audience(payload: &Value, rules: &ClaimRules, _now: f64) -> Result<(), 
         )
     };
     Err(AuthFailure::new(AuthReason::AudienceMismatch, description))
+}
+
+/// The `aud` claim's values: one string or an array of them.
+pub fn audiences_of(claims: &Claims) -> Vec<Cow<'_, str>> {
+    let mut found = Vec::new();
+    if let Some(aud) = claims.get("aud") {
+        match aud.as_str() {
+            Some(one) => found.push(one),
+            None => aud.for_each_str(|one| found.push(one)),
+        }
+    }
+    found
 }
 
 /// For a token whose issuer matches no provider: what is near about it.

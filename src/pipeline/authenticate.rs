@@ -54,11 +54,13 @@ pub async fn check(
             let subject = ctx
                 .claims()
                 .and_then(|claims| claims.get("sub"))
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("(no sub)");
+                .and_then(crate::policy::RawJson::as_str);
             (
                 Verdict::Pass,
-                format!("allowed: subject `{}`", shown(subject)),
+                format!(
+                    "allowed: subject `{}`",
+                    shown(subject.as_deref().unwrap_or("(no sub)"))
+                ),
             )
         }
     };

@@ -168,7 +168,7 @@ impl Context {
     }
 
     /// The verified claims, when the request carried a valid token.
-    pub fn claims(&self) -> Option<&serde_json::Value> {
+    pub fn claims(&self) -> Option<&crate::policy::Claims> {
         self.identity.as_deref().map(Identity::claims)
     }
 

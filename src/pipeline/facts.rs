@@ -109,7 +109,7 @@ impl RequestFacts {
         &'a self,
         request: &'a RequestHeader,
         request_id: &'a RequestId,
-        claims: Option<&'a serde_json::Value>,
+        claims: Option<&'a crate::policy::Claims>,
     ) -> TemplateContext<'a> {
         TemplateContext {
             claims,

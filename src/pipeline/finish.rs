@@ -44,12 +44,13 @@ pub fn record(session: &Session, ctx: &Context, access_log: &AccessLog) {
     if !access_log.enabled() {
         return;
     }
-    let claims = ctx.claims();
-    let claim = |name: &str| claims.and_then(|c| c.get(name)).and_then(|v| v.as_str());
-    let subject = if access_log.redact_subject {
-        claim("sub").map(|_| "-")
-    } else {
-        claim("sub")
+    let subject = ctx
+        .claims()
+        .and_then(|claims| claims.get("sub"))
+        .and_then(crate::policy::RawJson::as_str);
+    let subject = match &subject {
+        Some(_) if access_log.redact_subject => Some("-"),
+        subject => subject.as_deref(),
     };
     let facts = &ctx.facts;
     let client_ip = (!facts.client_ip_text.is_empty()).then_some(facts.client_ip_text.as_str());

@@ -118,7 +118,7 @@ fn forward_session(
 pub fn claims_header_value(ctx: &Context) -> Option<String> {
     use base64::Engine;
     let claims = ctx.claims()?;
-    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string()))
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.text()))
 }
 
 /// `Bearer <the session's access token>` for a route with `pass_access_token`.

@@ -91,7 +91,7 @@ pub async fn check(
         .identity
         .claims()
         .get("exp")
-        .and_then(serde_json::Value::as_u64);
+        .and_then(crate::policy::RawJson::as_u64);
     ask(snapshot, verified.provider, token, exp)
         .await
         .map(|_| ())

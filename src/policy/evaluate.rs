@@ -41,7 +41,7 @@ pub fn holds(rule: &Rule, identity: &Identity) -> bool {
         Rule::Group(group) => identity.in_group(group),
         Rule::Scope(scope) => identity.has_scope(scope),
         Rule::Client(client) => identity.client_id() == Some(client.as_str()),
-        Rule::Claim { path, matcher } => claim_holds(identity.claims(), path, matcher),
+        Rule::Claim { path, matcher } => claim_holds(identity.claims().document(), path, matcher),
     }
 }
 

@@ -5,17 +5,17 @@
 //!
 //! The identity is what the verified-token cache stores, so a cache hit pays nothing for it.
 
+use super::claims::{Claims, RawJson};
 use foldhash::fast::RandomState;
-use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::ops::Deref;
 
 type Names = HashSet<Box<str>, RandomState>;
 
 /// Verified claims and their memberships, indexed for rule evaluation.
 #[derive(Debug, Default)]
 pub struct Identity {
-    claims: Value,
+    claims: Claims,
     realm_roles: Names,
     client_roles: HashMap<Box<str>, Names, RandomState>,
     /// Group paths without the leading `/`: each full-path membership and all its ancestors
@@ -31,27 +31,30 @@ pub struct Identity {
 impl Identity {
     /// Indexes `claims` (`realm_access.roles`, `resource_access.<client>.roles`, `groups`,
     /// the space-separated `scope`, `azp` / `client_id`). Malformed parts index as empty.
-    pub fn from_claims(claims: Value) -> Identity {
-        let realm_roles = strings(claims.get("realm_access").and_then(|r| r.get("roles")))
-            .map(Box::from)
-            .collect();
-        let client_roles = claims
-            .get("resource_access")
-            .and_then(Value::as_object)
-            .map(|clients| {
-                clients
-                    .iter()
-                    .map(|(client, access)| {
-                        let roles = strings(access.get("roles")).map(Box::from).collect();
-                        (Box::from(client.as_str()), roles)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+    pub fn from_claims(claims: impl Into<Claims>) -> Identity {
+        let claims = claims.into();
+        let mut realm_roles = Names::default();
+        if let Some(roles) = claims.pointer(&["realm_access", "roles"]) {
+            roles.for_each_str(|role| {
+                realm_roles.insert(Box::from(role));
+            });
+        }
+        let mut client_roles = HashMap::default();
+        if let Some(clients) = claims.get("resource_access") {
+            clients.for_each_member(|client, access| {
+                let mut roles = Names::default();
+                if let Some(names) = access.get("roles") {
+                    names.for_each_str(|role| {
+                        roles.insert(Box::from(role));
+                    });
+                }
+                client_roles.insert(Box::from(client), roles);
+            });
+        }
         let mut groups = Names::default();
         let mut any_full_path_group = false;
-        for member in strings(claims.get("groups")) {
-            match member.strip_prefix('/') {
+        if let Some(memberships) = claims.get("groups") {
+            memberships.for_each_str(|member| match member.strip_prefix('/') {
                 Some(path) => {
                     any_full_path_group = true;
                     let path = path.trim_end_matches('/');
@@ -64,11 +67,11 @@ impl Identity {
                 None => {
                     groups.insert(Box::from(member));
                 }
-            }
+            });
         }
         let scopes = claims
             .get("scope")
-            .and_then(Value::as_str)
+            .and_then(RawJson::as_str)
             .map(|scope| scope.split_whitespace().map(Box::from).collect())
             .unwrap_or_default();
         let client_id = client_id_of(&claims).map(Box::from);
@@ -84,7 +87,7 @@ impl Identity {
     }
 
     /// The verified claims as the token carried them.
-    pub fn claims(&self) -> &Value {
+    pub fn claims(&self) -> &Claims {
         &self.claims
     }
 
@@ -119,28 +122,12 @@ impl Identity {
     }
 }
 
-impl Deref for Identity {
-    type Target = Value;
-
-    fn deref(&self) -> &Value {
-        &self.claims
-    }
-}
-
 /// `azp`, else `client_id`, of raw claims.
-fn client_id_of(claims: &Value) -> Option<&str> {
+fn client_id_of(claims: &Claims) -> Option<Cow<'_, str>> {
     claims
         .get("azp")
-        .and_then(Value::as_str)
-        .or_else(|| claims.get("client_id").and_then(Value::as_str))
-}
-
-fn strings(array: Option<&Value>) -> impl Iterator<Item = &str> {
-    array
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
+        .and_then(RawJson::as_str)
+        .or_else(|| claims.get("client_id").and_then(RawJson::as_str))
 }
 
 #[cfg(test)]

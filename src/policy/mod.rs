@@ -1,10 +1,12 @@
 //! Authorization policy: the compiled rule expressions that route `auth`, rate-limit tiers and
 //! transform conditions share.
 
+pub mod claims;
 pub mod evaluate;
 pub mod identity;
 pub mod rule;
 
+pub use claims::{Claims, ClaimsError, RawJson};
 pub use evaluate::{evaluate, holds, holds_for, Unmet};
 pub use identity::Identity;
 pub use rule::{compile_rule, Rule};

@@ -17,8 +17,7 @@
 use super::policy::{RateKeyPart, RateLimitPolicy};
 use crate::config::units::RateSpec;
 use crate::ip_text::push_ip;
-use crate::policy::{holds, Identity};
-use serde_json::Value;
+use crate::policy::{holds, Identity, RawJson};
 use std::fmt::Write;
 use std::net::IpAddr;
 
@@ -54,9 +53,12 @@ pub fn rate_key(
             RateKeyPart::ClientId => push_str(out, identity.and_then(Identity::client_id)),
             RateKeyPart::Subject => push_str(
                 out,
-                claims.and_then(|c| c.get("sub")).and_then(Value::as_str),
+                claims
+                    .and_then(|c| c.get("sub"))
+                    .and_then(RawJson::as_str)
+                    .as_deref(),
             ),
-            RateKeyPart::Claim(path) => push_claim(out, claims.and_then(|c| claim_at(c, path))),
+            RateKeyPart::Claim(path) => push_claim(out, claims.and_then(|c| c.pointer(path))),
             RateKeyPart::Header(name) => push_bytes(out, headers.get(name).map(|v| v.as_bytes())),
         };
         if !present {
@@ -117,11 +119,6 @@ pub fn tier_rate(policy: &RateLimitPolicy, index: Option<usize>) -> TierChoice {
     }
 }
 
-fn claim_at<'a>(claims: &'a Value, path: &[String]) -> Option<&'a Value> {
-    path.iter()
-        .try_fold(claims, |value, segment| value.get(segment.as_str()))
-}
-
 fn push_str(out: &mut String, value: Option<&str>) -> bool {
     match value {
         Some(text) if !text.is_empty() => {
@@ -132,19 +129,22 @@ fn push_str(out: &mut String, value: Option<&str>) -> bool {
     }
 }
 
-fn push_claim(out: &mut String, value: Option<&Value>) -> bool {
-    match value {
-        Some(Value::String(text)) => push_str(out, Some(text)),
-        Some(Value::Number(number)) => {
-            let _ = write!(out, "{number}");
-            true
-        }
-        Some(Value::Bool(flag)) => {
-            out.push_str(if *flag { "true" } else { "false" });
-            true
-        }
-        _ => false,
+/// A string claim as its text, a number with the digits the token carried, a boolean as
+/// `true`/`false`; anything else (null, an array, an object) is missing.
+fn push_claim(out: &mut String, value: Option<RawJson<'_>>) -> bool {
+    let Some(value) = value else {
+        return false;
+    };
+    if let Some(text) = value.as_str() {
+        return push_str(out, Some(&text));
     }
+    let text = value.text();
+    let number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+    if number || text == "true" || text == "false" {
+        out.push_str(text);
+        return true;
+    }
+    false
 }
 
 fn push_bytes(out: &mut String, value: Option<&[u8]>) -> bool {

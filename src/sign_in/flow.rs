@@ -258,7 +258,7 @@ pub async fn finish(
         .identity
         .claims()
         .get("exp")
-        .and_then(serde_json::Value::as_u64)
+        .and_then(crate::policy::RawJson::as_u64)
         .unwrap_or_else(|| now + tokens.expires_in.unwrap_or(60));
     let session = Session {
         provider: login.provider.clone(),

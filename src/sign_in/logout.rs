@@ -10,7 +10,7 @@ use super::redirect::{form_pairs, form_value, safe_return_path, with_query};
 use super::service::SignIn;
 use crate::oidc::verify::split;
 use crate::oidc::{AuthFailure, AuthReason, Authenticator};
-use serde_json::Value;
+use crate::policy::RawJson;
 
 /// Logs the browser out: `origin` is `scheme://host` of the request, `query` its query string
 /// (`rd` names the same-host page to land on).
@@ -79,11 +79,11 @@ pub async fn backchannel_logout(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| malformed("no `logout_token` in the form body"))?;
     let issuer = split(token)?
-        .payload
+        .claims
         .get("iss")
-        .and_then(Value::as_str)
+        .and_then(RawJson::as_str)
         .unwrap_or_default()
-        .to_owned();
+        .into_owned();
     let index = authenticator
         .providers
         .iter()

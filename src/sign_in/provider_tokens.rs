@@ -102,7 +102,7 @@ pub async fn check_id_token(
 ) -> Result<IdTokenFacts, AuthFailure> {
     let parts = verified_parts(provider, token).await?;
     check_id_claims(
-        &parts.payload,
+        parts.claims.document(),
         &expected(provider)?,
         client_id,
         nonce,
@@ -174,7 +174,12 @@ pub async fn check_logout_token(
     client_id: &str,
 ) -> Result<LogoutTarget, AuthFailure> {
     let parts = verified_parts(provider, token).await?;
-    check_logout_claims(&parts.payload, &expected(provider)?, client_id, unix_now())
+    check_logout_claims(
+        parts.claims.document(),
+        &expected(provider)?,
+        client_id,
+        unix_now(),
+    )
 }
 
 fn check_logout_claims(

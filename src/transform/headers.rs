@@ -5,6 +5,7 @@
 //! yields no value, and the header is then omitted rather than sent as "null".
 
 use crate::config::PathError;
+use crate::policy::{Claims, RawJson};
 use http::{HeaderName, HeaderValue};
 use std::collections::BTreeMap;
 
@@ -28,7 +29,7 @@ pub struct Template {
 
 /// What templates may read while rendering.
 pub struct TemplateContext<'a> {
-    pub claims: Option<&'a serde_json::Value>,
+    pub claims: Option<&'a Claims>,
     pub request_id: &'a str,
     pub client_ip: &'a str,
     pub method: &'a str,
@@ -115,23 +116,24 @@ impl Template {
                 Piece::Method => output.push_str(context.method),
                 Piece::Host => output.push_str(context.host),
                 Piece::Path => output.push_str(context.path),
-                Piece::Claim(path) => {
-                    let value = path
-                        .iter()
-                        .try_fold(context.claims?, |value, key| value.get(key.as_str()))?;
-                    append_claim(&mut output, value)?;
-                }
+                Piece::Claim(path) => append_claim(&mut output, context.claims?.pointer(path)?)?,
             }
         }
         Some(output)
     }
 }
 
-fn append_claim(output: &mut String, value: &serde_json::Value) -> Option<()> {
+/// Writes a claim: a string as its text, an array as its items joined with `,`, anything
+/// else as JSON; `None` for null.
+fn append_claim(output: &mut String, raw: RawJson<'_>) -> Option<()> {
     use serde_json::Value;
-    match value {
+    if let Some(text) = raw.as_str() {
+        output.push_str(&text);
+        return Some(());
+    }
+    match raw.to_value() {
         Value::Null => return None,
-        Value::String(text) => output.push_str(text),
+        Value::String(text) => output.push_str(&text),
         Value::Array(items) => {
             let mut first = true;
             for item in items {
@@ -140,7 +142,7 @@ fn append_claim(output: &mut String, value: &serde_json::Value) -> Option<()> {
                 }
                 first = false;
                 match item {
-                    Value::String(text) => output.push_str(text),
+                    Value::String(text) => output.push_str(&text),
                     other => output.push_str(&other.to_string()),
                 }
             }
@@ -252,7 +254,7 @@ fn parse_name(name: &str, path: &str, errors: &mut Vec<PathError>) -> Option<Hea
 mod tests {
     use super::*;
 
-    fn context(claims: &serde_json::Value) -> TemplateContext<'_> {
+    fn context(claims: &Claims) -> TemplateContext<'_> {
         TemplateContext {
             claims: Some(claims),
             request_id: "rid",
@@ -265,8 +267,9 @@ mod tests {
 
     #[test]
     fn renders_claims_arrays_and_request_attributes() {
-        let claims =
-            serde_json::json!({"sub": "u1", "realm_access": {"roles": ["a", "b"]}, "n": 3});
+        let claims = Claims::from(
+            serde_json::json!({"sub": "u1", "realm_access": {"roles": ["a", "b"]}, "n": 3}),
+        );
         let render = |t: &str| Template::parse(t).unwrap().render(&context(&claims));
         assert_eq!(render("{claims.sub}").as_deref(), Some("u1"));
         assert_eq!(

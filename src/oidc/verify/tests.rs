@@ -2,7 +2,12 @@
 //! claim checks of `check_claims`, on hand-built tokens and a fixed clock.
 
 use super::*;
-use serde_json::json;
+use serde_json::{json, Value};
+
+/// [`super::check_claims`] on claims given as a parsed value (read back from its text).
+fn check_claims(payload: &Value, rules: &ClaimRules, now: u64) -> Result<(), AuthFailure> {
+    super::check_claims(&Claims::from(payload.clone()), rules, now)
+}
 
 const NOW: u64 = 1_700_000_000;
 
@@ -120,4 +125,49 @@ fn time_claims_respect_the_clock_skew() {
         reason(with("iat", json!(NOW + 6))),
         AuthReason::IssuedInFuture
     );
+}
+
+#[test]
+fn claims_are_read_from_the_payload_text_with_escapes_decoded() {
+    let header = encode(&json!({"alg": "RS256", "kid": "k1"}));
+    let payload = |text: &[u8]| {
+        let token = format!(
+            "{header}.{}.c2ln",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+        );
+        split(&token).map(|parts| check_claims_of(&parts.claims))
+    };
+    let issuer = rules().issuer.replace('/', "\\/");
+    let escaped = format!(
+        r#"{{"iss": "{issuer}", "aud": ["x", "orders\u002dapi"], "exp": {}, "typ": "Bearer"}}"#,
+        NOW + 60
+    );
+    assert_eq!(payload(escaped.as_bytes()).ok(), Some(Ok(())), "{escaped}");
+    let duplicated = format!(
+        r#"{{"iss": "https://evil", "iss": "{issuer}", "exp": 1, "exp": {}, "aud": "orders-api", "typ": "Bearer"}}"#,
+        NOW + 60
+    );
+    assert_eq!(
+        payload(duplicated.as_bytes()).ok(),
+        Some(Ok(())),
+        "the last duplicate counts, as in serde_json"
+    );
+    for (text, why) in [
+        (&b"[1]"[..], "its payload is not a JSON object"),
+        (b"{\"exp\": 1", "its payload is not JSON"),
+        (b"nope", "its payload is not JSON"),
+        (b"{\"sub\": \"\xff\"}", "its payload is not JSON"),
+    ] {
+        let failure = payload(text).expect_err("refused");
+        assert_eq!(failure.reason, AuthReason::Malformed);
+        assert!(
+            failure.description.ends_with(why),
+            "{}",
+            failure.description
+        );
+    }
+}
+
+fn check_claims_of(claims: &Claims) -> Result<(), AuthReason> {
+    super::check_claims(claims, &rules(), NOW).map_err(|f| f.reason)
 }

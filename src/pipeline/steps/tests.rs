@@ -167,5 +167,5 @@ fn a_verified_token_reaches_the_upstream_with_its_identity() {
     );
     assert!(ctx
         .claims()
-        .is_some_and(|claims| claims["iss"] == fixture.idp.issuer("acme")));
+        .is_some_and(|claims| claims.document()["iss"] == fixture.idp.issuer("acme")));
 }

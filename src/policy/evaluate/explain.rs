@@ -59,7 +59,7 @@ fn headline(rule: &Rule) -> String {
 
 /// What the token carries for the leaf's question.
 fn values_read(rule: &Rule, identity: &Identity) -> String {
-    let claims = identity.claims();
+    let claims = identity.claims().document();
     match rule {
         Rule::RealmRole(_) => format!(
             "realm roles: {}",

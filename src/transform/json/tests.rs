@@ -11,7 +11,7 @@ fn transform(yaml: &str) -> JsonTransform {
     compiled
 }
 
-fn context(claims: &Value) -> TemplateContext<'_> {
+fn context(claims: &crate::policy::Claims) -> TemplateContext<'_> {
     TemplateContext {
         claims: Some(claims),
         request_id: "rid",
@@ -34,7 +34,7 @@ fn order() -> Value {
 fn remove_with_wildcards_nested_and_escaped_pointers() {
     let t = transform("remove: [/internal_cost, /items/*/internal_cost, /meta/nested/secret, /meta/a~1b, /missing/x]");
     let mut doc = order();
-    t.apply(&mut doc, &context(&Value::Null));
+    t.apply(&mut doc, &context(&Default::default()));
     assert_eq!(
         doc,
         json!({
@@ -51,7 +51,7 @@ fn rename_set_and_mask() {
         "rename: { /owner: /owner_name, /items/*/sku: /items/*/product }\nset: { /served_by: gateway, /viewer: '{claims.sub}', /flags: [1, 2], /items/*/checked: true }\nmask: { /card_number: 4 }",
     );
     let mut doc = order();
-    let claims = json!({"sub": "u-9"});
+    let claims = json!({"sub": "u-9"}).into();
     t.apply(&mut doc, &context(&claims));
     assert_eq!(doc["owner_name"], "Alice");
     assert!(doc.get("owner").is_none());
@@ -67,7 +67,7 @@ fn rename_set_and_mask() {
 fn set_from_a_missing_claim_is_skipped() {
     let t = transform("set: { /viewer: '{claims.sub}' }");
     let mut doc = json!({});
-    t.apply(&mut doc, &context(&json!({})));
+    t.apply(&mut doc, &context(&json!({}).into()));
     assert_eq!(doc, json!({}));
 }
 
