@@ -1,5 +1,5 @@
 //! Authorization policy: the compiled rule expressions that route `auth`, rate-limit tiers and
-//! transform conditions share.
+//! transform conditions share, and the verified claims and identity they are evaluated on.
 
 pub mod claims;
 pub mod evaluate;
