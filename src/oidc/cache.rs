@@ -3,8 +3,9 @@
 //! Entries are keyed by a 64-bit hash of the whole token and hold the token itself for a full
 //! comparison on hit. An entry is valid until the earlier of its `exp` and the cache TTL, and is
 //! flushed when its key leaves the JWKS. Memory: each entry holds the token (about 1 KB for a
-//! Keycloak access token) plus its parsed claims (about 2-3 KB), so 10,000 entries cost roughly
-//! 30-40 MB; size `token_cache.max_entries` accordingly. Bad-signature tokens are remembered for
+//! Keycloak access token), its claims text with their index (about 1.5 KB) and the membership
+//! index, plus 2-3 KB more once a claim-path rule or JSON transform has parsed the whole claims
+//! set, so 10,000 entries cost roughly 30-60 MB; size `token_cache.max_entries` accordingly. Bad-signature tokens are remembered for
 //! 30 s so that replaying one cannot burn CPU on signature checks.
 
 use crate::policy::Identity;
