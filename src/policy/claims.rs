@@ -53,6 +53,10 @@ impl Claims {
     /// Validates `text` as one JSON object and indexes its top-level members.
     pub fn parse(text: String) -> Result<Claims, ClaimsError> {
         let text = text.into_boxed_str();
+        if u32::try_from(text.len()).is_err() {
+            // Spans are 32-bit; no token or introspection answer comes near 4 GiB.
+            return Err(ClaimsError::NotJson);
+        }
         let mut members = Vec::with_capacity(24);
         let mut known = [0u32; KNOWN_CLAIMS];
         let base = text.as_ptr() as usize;
@@ -86,11 +90,13 @@ impl Claims {
                 false => ClaimsError::NotJson,
             });
         }
-        // The index pass does not decode strings, and so would let a lone UTF-16 surrogate
-        // (`"\ud800"`) through that a full parse refuses: text with `\u` escapes (rare: issuers
-        // write non-ASCII as UTF-8) is parsed whole now, and kept.
+        // The index pass neither decodes strings nor limits nesting, and so would let through
+        // what a full parse refuses: a lone UTF-16 surrogate (`"\ud800"`), or nesting deeper
+        // than serde_json's 128 levels. Text with a `\u` escape (rare: issuers write non-ASCII
+        // as UTF-8) or with more than 128 brackets in all is parsed whole now, and kept, so
+        // that what is accepted always has a document.
         let document = OnceLock::new();
-        if text.contains("\\u") {
+        if opening_brackets(text.as_bytes()) > 128 || text.contains("\\u") {
             let parsed = serde_json::from_str(&text).map_err(|_| ClaimsError::NotJson)?;
             let _ = document.set(parsed);
         }
@@ -145,6 +151,17 @@ impl Claims {
     fn slice(&self, start: u32, len: u32) -> &str {
         &self.text[start as usize..(start + len) as usize]
     }
+}
+
+/// How many `[` and `{` the text holds (in strings too): a bound on its nesting depth, counted
+/// in blocks that vectorize (`b | 0x20 == b'{'` holds for exactly those two bytes).
+fn opening_brackets(text: &[u8]) -> usize {
+    text.chunks(255)
+        .map(|block| {
+            let in_block: u8 = block.iter().map(|b| u8::from(b | 0x20 == b'{')).sum();
+            usize::from(in_block)
+        })
+        .sum()
 }
 
 /// The claims the gateway itself reads on every verification, found without a scan.

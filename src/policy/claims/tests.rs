@@ -63,6 +63,27 @@ fn unicode_escapes_are_decoded_and_lone_surrogates_refused() {
 }
 
 #[test]
+fn opening_brackets_are_counted_exactly() {
+    let every_byte: Vec<u8> = (0..=255u8).cycle().take(256 * 3).collect();
+    assert_eq!(opening_brackets(&every_byte), 6);
+    assert_eq!(opening_brackets(&[b'['; 1000]), 1000);
+    assert_eq!(opening_brackets(b""), 0);
+}
+
+#[test]
+fn nesting_is_limited_as_a_full_parse_limits_it() {
+    let nested = |depth: usize| format!(r#"{{"a": {}1{}}}"#, "[".repeat(depth), "]".repeat(depth));
+    let shallow = claims(&nested(100));
+    assert!(shallow.document().is_object());
+    assert_eq!(
+        Claims::parse(nested(200)).unwrap_err(),
+        ClaimsError::NotJson
+    );
+    let many = format!(r#"{{"a": [{}]}}"#, vec!["[1]"; 300].join(","));
+    assert_eq!(claims(&many).document()["a"][299][0], 1);
+}
+
+#[test]
 fn the_last_of_duplicate_names_wins_as_in_a_parsed_value() {
     let claims = claims(r#"{"iss": "first", "iss": "second", "o": {"k": 1, "k": 2}}"#);
     assert_eq!(
