@@ -2,29 +2,30 @@
 //! realm roles, client roles, groups (with every ancestor of a full-path group), scopes and
 //! the client id — indexed once when the token is verified, so that evaluating a rule is a
 //! few hash lookups that allocate nothing, however many roles and groups the token carries.
+//! The index holds spans of the claims text, not copies of the names (`names.rs`).
 //!
 //! The identity is what the verified-token cache stores, so a cache hit pays nothing for it.
 
 use super::claims::{Claims, RawJson};
-use foldhash::fast::RandomState;
+use super::names::{locate, NameSet, PairSet, Texts};
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 
-type Names = HashSet<Box<str>, RandomState>;
-
-/// Verified claims and their memberships, indexed for rule evaluation.
+/// Verified claims and their memberships, indexed for rule evaluation. The names are spans of
+/// the claims text (`names.rs`): indexing copies none of them.
 #[derive(Debug, Default)]
 pub struct Identity {
     claims: Claims,
-    realm_roles: Names,
-    client_roles: HashMap<Box<str>, Names, RandomState>,
+    /// Names that had JSON escapes, decoded (nearly always empty).
+    decoded: String,
+    realm_roles: NameSet,
+    client_roles: PairSet,
     /// Group paths without the leading `/`: each full-path membership and all its ancestors
     /// (`/engineering/backend` gives `engineering/backend` and `engineering`); a bare name
     /// (Keycloak's group mapper with `full.path` off) counts as a top-level group only.
-    groups: Names,
+    groups: NameSet,
     /// Whether any membership is a full path: only those match the root group `/`.
     any_full_path_group: bool,
-    scopes: Names,
+    scopes: NameSet,
     client_id: Option<Box<str>>,
 }
 
@@ -33,50 +34,58 @@ impl Identity {
     /// the space-separated `scope`, `azp` / `client_id`). Malformed parts index as empty.
     pub fn from_claims(claims: impl Into<Claims>) -> Identity {
         let claims = claims.into();
-        let mut realm_roles = Names::default();
+        let text = claims.text();
+        let mut decoded = String::new();
+        let mut realm_roles = NameSet::default();
         if let Some(roles) = claims.pointer(&["realm_access", "roles"]) {
             roles.for_each_str(|role| {
-                realm_roles.insert(Box::from(role));
+                let span = locate(text, &mut decoded, &role);
+                realm_roles.insert(texts(text, &decoded), span);
             });
         }
-        let mut client_roles = HashMap::default();
+        let mut client_roles = PairSet::default();
         if let Some(clients) = claims.get("resource_access") {
             clients.for_each_member(|client, access| {
-                let mut roles = Names::default();
-                if let Some(names) = access.get("roles") {
-                    names.for_each_str(|role| {
-                        roles.insert(Box::from(role));
+                let client = locate(text, &mut decoded, &client);
+                if let Some(roles) = access.get("roles") {
+                    roles.for_each_str(|role| {
+                        let role = locate(text, &mut decoded, &role);
+                        client_roles.insert(texts(text, &decoded), client, role);
                     });
                 }
-                client_roles.insert(Box::from(client), roles);
             });
         }
-        let mut groups = Names::default();
+        let mut groups = NameSet::default();
         let mut any_full_path_group = false;
         if let Some(memberships) = claims.get("groups") {
-            memberships.for_each_str(|member| match member.strip_prefix('/') {
-                Some(path) => {
-                    any_full_path_group = true;
-                    let path = path.trim_end_matches('/');
-                    let mut end = path.len();
-                    while end > 0 {
-                        groups.insert(Box::from(&path[..end]));
-                        end = path[..end].rfind('/').unwrap_or(0);
+            memberships.for_each_str(|member| {
+                let span = locate(text, &mut decoded, &member);
+                match member.strip_prefix('/') {
+                    Some(path) => {
+                        any_full_path_group = true;
+                        let path = path.trim_end_matches('/');
+                        let mut end = path.len();
+                        while end > 0 {
+                            groups.insert(texts(text, &decoded), span.part(1, end));
+                            end = path[..end].rfind('/').unwrap_or(0);
+                        }
                     }
-                }
-                None => {
-                    groups.insert(Box::from(member));
+                    None => groups.insert(texts(text, &decoded), span),
                 }
             });
         }
-        let scopes = claims
-            .get("scope")
-            .and_then(RawJson::as_str)
-            .map(|scope| scope.split_whitespace().map(Box::from).collect())
-            .unwrap_or_default();
+        let mut scopes = NameSet::default();
+        if let Some(scope) = claims.get("scope").and_then(RawJson::as_str) {
+            let span = locate(text, &mut decoded, &scope);
+            for name in scope.split_whitespace() {
+                let offset = name.as_ptr() as usize - scope.as_ptr() as usize;
+                scopes.insert(texts(text, &decoded), span.part(offset, name.len()));
+            }
+        }
         let client_id = client_id_of(&claims).map(Box::from);
         Identity {
             claims,
+            decoded,
             realm_roles,
             client_roles,
             groups,
@@ -91,16 +100,18 @@ impl Identity {
         &self.claims
     }
 
+    fn texts(&self) -> Texts<'_> {
+        texts(self.claims.text(), &self.decoded)
+    }
+
     pub fn has_realm_role(&self, role: &str) -> bool {
-        self.realm_roles.contains(role)
+        self.realm_roles.contains(self.texts(), role)
     }
 
     /// A role of `client` (`resource_access.<client>.roles`); another client's role does not
     /// count.
     pub fn has_client_role(&self, client: &str, role: &str) -> bool {
-        self.client_roles
-            .get(client)
-            .is_some_and(|roles| roles.contains(role))
+        self.client_roles.contains(self.texts(), client, role)
     }
 
     /// Membership of `group` (a path such as `/engineering`) or of one of its subgroups.
@@ -109,17 +120,21 @@ impl Identity {
         if path.is_empty() {
             return self.any_full_path_group;
         }
-        self.groups.contains(path)
+        self.groups.contains(self.texts(), path)
     }
 
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.contains(scope)
+        self.scopes.contains(self.texts(), scope)
     }
 
     /// The verified client: `azp`, else `client_id` (Keycloak service accounts since 26.1).
     pub fn client_id(&self) -> Option<&str> {
         self.client_id.as_deref()
     }
+}
+
+fn texts<'a>(claims: &'a str, decoded: &'a str) -> Texts<'a> {
+    Texts { claims, decoded }
 }
 
 /// `azp`, else `client_id`, of raw claims.

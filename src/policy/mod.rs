@@ -4,6 +4,7 @@
 pub mod claims;
 pub mod evaluate;
 pub mod identity;
+mod names;
 pub mod rule;
 
 pub use claims::{Claims, ClaimsError, RawJson};
