@@ -23,7 +23,7 @@ identity_providers:
     discovery: "{discovery}"
     audiences: ["orders-api"]
     client: {{ id: {GATEWAY_CLIENT_ID}, secret: "{GATEWAY_CLIENT_SECRET}" }}
-    introspection: {{ cache_ttl: 1s }}
+    introspection: {{ cache_ttl: 2s }}
 upstreams:
   api:
     targets: ["{upstream}"]
@@ -53,7 +53,7 @@ async fn status(gateway: &GatewayProcess, path: &str, token: &str) -> u16 {
     response.status().as_u16()
 }
 
-/// Polls until `path` answers `expected` for `token` (the cache's TTL is 1 s).
+/// Polls until `path` answers `expected` for `token` (the cache's TTL is 2 s).
 async fn until_status(gateway: &GatewayProcess, path: &str, token: &str, expected: u16) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while status(gateway, path, token).await != expected {
@@ -190,8 +190,8 @@ async fn opaque_tokens_are_introspected_instead_of_verified() {
     let upstream = mocks::upstream("api");
     let text = config(&idp, upstream.addr())
         .replace(
-            "    introspection: { cache_ttl: 1s }",
-            "    introspection: { cache_ttl: 1s }\n    opaque_tokens: true",
+            "    introspection: { cache_ttl: 2s }",
+            "    introspection: { cache_ttl: 2s }\n    opaque_tokens: true",
         )
         .replace(
             "    auth: { providers: [acme], introspect: true }",
