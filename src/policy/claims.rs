@@ -40,6 +40,15 @@ enum MemberName {
     Decoded(Box<str>),
 }
 
+/// A claim as [`Claims::lookup`] finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimValue<'a> {
+    /// A top-level string, read from the text.
+    Text(Cow<'a, str>),
+    /// Any other value, from the parsed document.
+    Parsed(&'a Value),
+}
+
 /// Why a payload is not a claims set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimsError {
@@ -140,6 +149,21 @@ impl Claims {
         let (first, rest) = path.split_first()?;
         rest.iter()
             .try_fold(self.get(first.as_ref())?, |raw, key| raw.get(key.as_ref()))
+    }
+
+    /// The claim at `path` for a per-request reader (an identity header, a rate-limit key):
+    /// a top-level string straight from the text, anything else (nested, an array, a number)
+    /// from the parsed document, which a cached identity then parses once, not per request.
+    pub fn lookup<S: AsRef<str>>(&self, path: &[S]) -> Option<ClaimValue<'_>> {
+        if let [name] = path {
+            let raw = self.get(name.as_ref())?;
+            if let Some(text) = raw.as_str() {
+                return Some(ClaimValue::Text(text));
+            }
+        }
+        path.iter()
+            .try_fold(self.document(), |value, key| value.get(key.as_ref()))
+            .map(ClaimValue::Parsed)
     }
 
     /// The whole claims set as a `serde_json::Value`, parsed on first use.

@@ -7,7 +7,7 @@ pub mod identity;
 mod names;
 pub mod rule;
 
-pub use claims::{Claims, ClaimsError, RawJson};
+pub use claims::{ClaimValue, Claims, ClaimsError, RawJson};
 pub use evaluate::{evaluate, holds, holds_for, Unmet};
 pub use identity::Identity;
 pub use rule::{compile_rule, Rule};

@@ -17,7 +17,8 @@
 use super::policy::{RateKeyPart, RateLimitPolicy};
 use crate::config::units::RateSpec;
 use crate::ip_text::push_ip;
-use crate::policy::{holds, Identity, RawJson};
+use crate::policy::{holds, ClaimValue, Identity, RawJson};
+use serde_json::Value;
 use std::fmt::Write;
 use std::net::IpAddr;
 
@@ -58,7 +59,11 @@ pub fn rate_key(
                     .and_then(RawJson::as_str)
                     .as_deref(),
             ),
-            RateKeyPart::Claim(path) => push_claim(out, claims.and_then(|c| c.pointer(path))),
+            RateKeyPart::Claim(path) => match claims.and_then(|c| c.lookup(path)) {
+                Some(ClaimValue::Text(text)) => push_str(out, Some(&text)),
+                Some(ClaimValue::Parsed(value)) => push_claim(out, value),
+                None => false,
+            },
             RateKeyPart::Header(name) => push_bytes(out, headers.get(name).map(|v| v.as_bytes())),
         };
         if !present {
@@ -131,20 +136,19 @@ fn push_str(out: &mut String, value: Option<&str>) -> bool {
 
 /// A string claim as its text, a number with the digits the token carried, a boolean as
 /// `true`/`false`; anything else (null, an array, an object) is missing.
-fn push_claim(out: &mut String, value: Option<RawJson<'_>>) -> bool {
-    let Some(value) = value else {
-        return false;
-    };
-    if let Some(text) = value.as_str() {
-        return push_str(out, Some(&text));
+fn push_claim(out: &mut String, value: &Value) -> bool {
+    match value {
+        Value::String(text) => push_str(out, Some(text)),
+        Value::Number(number) => {
+            let _ = write!(out, "{number}");
+            true
+        }
+        Value::Bool(flag) => {
+            out.push_str(if *flag { "true" } else { "false" });
+            true
+        }
+        _ => false,
     }
-    let text = value.text();
-    let number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
-    if number || text == "true" || text == "false" {
-        out.push_str(text);
-        return true;
-    }
-    false
 }
 
 fn push_bytes(out: &mut String, value: Option<&[u8]>) -> bool {

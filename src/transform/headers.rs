@@ -5,7 +5,7 @@
 //! yields no value, and the header is then omitted rather than sent as "null".
 
 use crate::config::PathError;
-use crate::policy::{Claims, RawJson};
+use crate::policy::{ClaimValue, Claims};
 use http::{HeaderName, HeaderValue};
 use std::collections::BTreeMap;
 
@@ -116,7 +116,10 @@ impl Template {
                 Piece::Method => output.push_str(context.method),
                 Piece::Host => output.push_str(context.host),
                 Piece::Path => output.push_str(context.path),
-                Piece::Claim(path) => append_claim(&mut output, context.claims?.pointer(path)?)?,
+                Piece::Claim(path) => match context.claims?.lookup(path)? {
+                    ClaimValue::Text(text) => output.push_str(&text),
+                    ClaimValue::Parsed(value) => append_claim(&mut output, value)?,
+                },
             }
         }
         Some(output)
@@ -125,15 +128,11 @@ impl Template {
 
 /// Writes a claim: a string as its text, an array as its items joined with `,`, anything
 /// else as JSON; `None` for null.
-fn append_claim(output: &mut String, raw: RawJson<'_>) -> Option<()> {
+fn append_claim(output: &mut String, value: &serde_json::Value) -> Option<()> {
     use serde_json::Value;
-    if let Some(text) = raw.as_str() {
-        output.push_str(&text);
-        return Some(());
-    }
-    match raw.to_value() {
+    match value {
         Value::Null => return None,
-        Value::String(text) => output.push_str(&text),
+        Value::String(text) => output.push_str(text),
         Value::Array(items) => {
             let mut first = true;
             for item in items {
@@ -142,7 +141,7 @@ fn append_claim(output: &mut String, raw: RawJson<'_>) -> Option<()> {
                 }
                 first = false;
                 match item {
-                    Value::String(text) => output.push_str(&text),
+                    Value::String(text) => output.push_str(text),
                     other => output.push_str(&other.to_string()),
                 }
             }

@@ -169,3 +169,24 @@ fn members_of_nested_objects() {
     assert!(claims.get("sub").is_none());
     RawJson("[1]").for_each_member(|_, _| panic!("an array has no members"));
 }
+
+#[test]
+fn lookup_reads_top_level_strings_from_the_text_and_the_rest_from_the_document() {
+    let claims = claims(r#"{"sub": "u1", "n": 7, "realm_access": {"roles": ["a"]}}"#);
+    assert_eq!(claims.lookup(&["sub"]), Some(ClaimValue::Text("u1".into())));
+    assert_eq!(claims.lookup(&["missing"]), None);
+    assert!(
+        claims.document.get().is_none(),
+        "no parse for a string or a missing name"
+    );
+    assert_eq!(claims.lookup(&["n"]), Some(ClaimValue::Parsed(&json!(7))));
+    assert_eq!(
+        claims.lookup(&["realm_access", "roles"]),
+        Some(ClaimValue::Parsed(&json!(["a"])))
+    );
+    assert_eq!(claims.lookup(&["sub", "deeper"]), None);
+    assert!(
+        claims.document.get().is_some(),
+        "parsed once, kept for later requests"
+    );
+}
