@@ -281,10 +281,6 @@ impl<'a> RawJson<'a> {
         self.0.parse::<u64>().ok()
     }
 
-    pub fn is_null(self) -> bool {
-        self.0 == "null"
-    }
-
     /// Calls `visit` with each string of a JSON array; other elements, or a value that is not
     /// an array, give nothing.
     pub fn for_each_str(self, mut visit: impl FnMut(Cow<'a, str>)) {
@@ -313,11 +309,6 @@ impl<'a> RawJson<'a> {
         }
         let mut deserializer = serde_json::Deserializer::from_str(self.0);
         let _ = deserializer.deserialize_map(MemberVisits(&mut visit));
-    }
-
-    /// The value parsed.
-    pub fn to_value(self) -> Value {
-        serde_json::from_str(self.0).unwrap_or_default()
     }
 }
 
