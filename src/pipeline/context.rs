@@ -13,7 +13,7 @@ use crate::reply::Denial;
 use crate::request_id::RequestId;
 use crate::snapshot::Snapshot;
 use crate::transform::BodyBuffer;
-use pingora::lb::Backend;
+use crate::upstream::ResolvedTarget;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -78,7 +78,7 @@ impl RateLimitDecision {
 #[derive(Default)]
 pub struct UpstreamAttempt {
     /// The target chosen for the current attempt.
-    pub backend: Option<Backend>,
+    pub target: Option<Arc<ResolvedTarget>>,
     /// Targets whose connection failed (retried elsewhere).
     pub tried: Vec<SocketAddr>,
     /// When the first target was chosen.

@@ -12,35 +12,33 @@ use std::time::Instant;
 /// The peer for the next attempt, or [`Denial::NoHealthyTarget`].
 pub fn select(ctx: &mut Context, route: &Route) -> Result<Box<HttpPeer>, Denial> {
     let upstream = &route.upstream;
-    let Some(backend) = upstream.select(&ctx.upstream.tried) else {
+    let Some(target) = upstream.select(&ctx.upstream.tried) else {
         return Err(Denial::NoHealthyTarget {
             upstream: upstream.settings.name.clone(),
         });
     };
-    let peer = upstream.peer(&backend);
-    ctx.upstream.backend = Some(backend);
+    let peer = upstream.peer(&target);
+    ctx.upstream.target = Some(target);
     ctx.upstream.started.get_or_insert_with(Instant::now);
     Ok(Box::new(peer))
 }
 
 /// The connection to the chosen target is up: it counts as a success for its health.
 pub fn connected(ctx: &Context) {
-    if let (Some(route), Some(backend)) = (&ctx.route, &ctx.upstream.backend) {
-        route.upstream.report_success(backend);
+    if let (Some(route), Some(target)) = (&ctx.route, &ctx.upstream.target) {
+        route.upstream.report_success(target);
     }
 }
 
 /// The connection failed: it counts against the target, and the error is marked for retry when
 /// another target can still be tried (at most twice the number of targets in all).
 pub fn connection_failed(ctx: &mut Context, mut error: Box<Error>) -> Box<Error> {
-    let (Some(route), Some(backend)) = (&ctx.route, ctx.upstream.backend.take()) else {
+    let (Some(route), Some(target)) = (&ctx.route, ctx.upstream.target.take()) else {
         return error;
     };
     let upstream = &route.upstream;
-    upstream.report_failure(&backend);
-    if let Some(address) = backend.addr.as_inet() {
-        ctx.upstream.tried.push(*address);
-    }
+    upstream.report_failure(&target);
+    ctx.upstream.tried.push(target.address);
     let attempts_left = ctx.upstream.tried.len() < upstream.settings.targets.len().max(1) * 2;
     error.set_retry(attempts_left && upstream.select(&ctx.upstream.tried).is_some());
     error
