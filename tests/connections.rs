@@ -166,6 +166,42 @@ async fn an_idle_keepalive_connection_is_closed_after_keepalive_timeout() {
     assert!(metric(&gateway, &closed("idle_timeout")).await >= 1.0);
 }
 
+/// A connection in use outlives its first idle deadline: each exchange moves the deadline (the
+/// timer armed for an earlier one fires and is armed again), and it closes a whole
+/// `keepalive_timeout` after its last exchange.
+#[tokio::test]
+async fn each_exchange_moves_the_idle_deadline_of_a_keepalive_connection() {
+    let upstream = mocks::upstream("api");
+    let gateway = GatewayProcess::start(&config(upstream.addr(), ""));
+    let mut stream = connect(&gateway).await;
+    let mut buffer = [0u8; 4096];
+    let mut answered = Instant::now();
+    for exchange in 0..3 {
+        if exchange > 0 {
+            // Past the first idle deadline (1 s) by the third request, never idle for 1 s.
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+        stream
+            .write_all(b"GET /_test/status/200 HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let n = stream.read(&mut buffer).await.unwrap();
+        let answer = String::from_utf8_lossy(&buffer[..n]);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "exchange {exchange}: {answer}"
+        );
+        answered = Instant::now();
+    }
+    let (rest, closed_at) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(rest.is_empty() || rest.ends_with('}'), "{rest}");
+    let idle_for = closed_at - answered;
+    assert!(
+        idle_for >= Duration::from_millis(900),
+        "closed {idle_for:?} after the last exchange"
+    );
+}
+
 #[tokio::test]
 async fn a_short_http10_request_is_answered_on_an_h2c_listener() {
     let upstream = mocks::upstream("api");

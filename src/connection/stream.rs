@@ -2,9 +2,12 @@
 //! close it. Everything else is passed through to the stream Pingora accepted (TLS included: the
 //! wrapper sits above the handshake, so it sees plain HTTP).
 //!
-//! - While a deadline runs, a read that would wait arms one shared timer (Pingora's 10 ms
-//!   timer wheel); when it fires, an idle connection reads as closed and a half-sent head
-//!   fails with `TimedOut`. During an exchange no timer is armed.
+//! - While a deadline runs, a read that would wait polls one timer (Pingora's 10 ms timer
+//!   wheel); when the deadline passes, an idle connection reads as closed and a half-sent head
+//!   fails with `TimedOut`. During an exchange no deadline runs. The timer outlives the
+//!   deadline it was armed for while later deadlines follow it (see `poll_deadline`), so a
+//!   busy keep-alive connection does not arm one per request. This is the only idle timer:
+//!   Pingora's own keep-alive timer is left off (see `request_filter`).
 //! - The request hooks hold only `&Stream`; they report "head read" and "exchange done"
 //!   through [`mark_head_read`] and [`mark_exchange_done`], which the next read applies.
 //! - Pingora looks for the HTTP/2 prior-knowledge preface by waiting for 24 bytes, so a shorter
@@ -75,25 +78,37 @@ impl GuardedStream {
     }
 
     /// Polls the timer of the current deadline; `Ready` with what expired once it has passed.
+    ///
+    /// A timer armed for an earlier deadline that has not come yet is kept rather than armed
+    /// anew: on a busy keep-alive connection each exchange moves the idle deadline later, and
+    /// re-arming for every request would register (and cancel) a timer per request. The kept
+    /// timer fires early at most once per deadline period and is then armed for the real one.
+    /// A phase without a deadline keeps the timer too; a wake-up it causes finds no deadline.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Expiry> {
         let Some((deadline, expiry)) = self.clock.deadline() else {
-            self.timer = None;
             return Poll::Pending;
         };
         let now = Instant::now();
         if now >= deadline {
             return Poll::Ready(expiry);
         }
-        let timer = match &mut self.timer {
-            Some((armed_for, timer)) if *armed_for == deadline => timer,
-            slot => {
-                let sleep: Timer = Box::pin(pingora::time::sleep(deadline - now));
-                &mut slot.insert((deadline, sleep)).1
+        loop {
+            let (armed_for, timer) = match &mut self.timer {
+                Some((armed_for, timer)) if *armed_for <= deadline && *armed_for > now => {
+                    (*armed_for, timer)
+                }
+                slot => {
+                    let sleep: Timer = Box::pin(pingora::time::sleep(deadline - now));
+                    let (armed_for, timer) = slot.insert((deadline, sleep));
+                    (*armed_for, timer)
+                }
+            };
+            match timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if armed_for == deadline => return Poll::Ready(expiry),
+                // An earlier deadline's timer fired: arm one for this deadline.
+                Poll::Ready(()) => self.timer = None,
             }
-        };
-        match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(expiry),
-            Poll::Pending => Poll::Pending,
         }
     }
 

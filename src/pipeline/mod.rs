@@ -100,10 +100,9 @@ impl ProxyHttp for Gateway {
         }
         let snapshot = Arc::clone(&ctx.snapshot);
         let server = &snapshot.config.server;
-        // Only a connection the client keeps alive (HTTP/1.1, or 1.0 with `keep-alive`) gets one.
-        if session.get_keepalive().is_some() {
-            session.set_keepalive(Some(server.keepalive_timeout.as_secs()));
-        }
+        // Keep-alive (HTTP/1.1, or 1.0 with `keep-alive`) is left as Pingora reads it from the
+        // request, with no timer of Pingora's: the connection guard closes a connection idle for
+        // `keepalive_timeout` (from the end of the exchange), with one timer per connection.
         session.set_read_timeout(Some(server.read_timeout));
         session.set_write_timeout(Some(server.write_timeout));
         let request = session.req_header();
