@@ -147,6 +147,9 @@ impl Authenticator {
         let now = unix_now();
         for &index in allowed {
             let cache = &self.providers[index].cache;
+            if !cache.is_enabled() {
+                continue;
+            }
             if let Some(identity) = cache.get(cache.hash(token), token, now) {
                 token_cache_lookups(true).inc();
                 if let Some(trace) = trace.as_mut() {

@@ -56,20 +56,40 @@ impl TokenCache {
     }
 
     /// A fast keyed hash of the token (collisions only cost a miss: hits compare the token).
+    /// Two lanes of 8 bytes each per step, independent of each other, so a token of 800 bytes
+    /// takes 50 dependent multiplies rather than 100.
     pub fn hash(&self, token: &str) -> u64 {
-        let mut hash = self.seed ^ 0x9e37_79b9_7f4a_7c15;
+        const MULTIPLIER: u64 = 0x5bd1_e995_5bd1_e995;
+        let mix = |lane: u64, word: &[u8]| {
+            let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+            (lane ^ word).wrapping_mul(MULTIPLIER).rotate_left(29)
+        };
         let bytes = token.as_bytes();
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-            hash = (hash ^ word)
-                .wrapping_mul(0x5bd1_e995_5bd1_e995)
-                .rotate_left(29);
+        let mut left = self.seed ^ 0x9e37_79b9_7f4a_7c15;
+        let mut right = self.seed.rotate_left(32) ^ 0xc2b2_ae3d_27d4_eb4f;
+        let mut pairs = bytes.chunks_exact(16);
+        for pair in &mut pairs {
+            let (first, second) = pair.split_at(8);
+            left = mix(left, first);
+            right = mix(right, second);
         }
-        for byte in chunks.remainder() {
+        let mut hash = left ^ right.rotate_left(31);
+        let mut words = pairs.remainder().chunks_exact(8);
+        for word in &mut words {
+            hash = mix(hash, word);
+        }
+        for byte in words.remainder() {
             hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
         }
-        hash ^ (hash >> 32) ^ bytes.len() as u64
+        hash ^= bytes.len() as u64;
+        // The final avalanche of MurmurHash3, so shard and bucket bits depend on every lane.
+        hash = (hash ^ (hash >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        hash ^ (hash >> 33)
+    }
+
+    /// Whether the cache keeps verified tokens at all (`token_cache.max_entries` > 0).
+    pub fn is_enabled(&self) -> bool {
+        self.capacity_per_shard > 0
     }
 
     fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard> {
@@ -181,6 +201,23 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hash_depends_on_every_byte_and_the_seed() {
+        let cache = TokenCache::new(16, 300);
+        // 45 bytes: two 16-byte pairs, one 8-byte word and 5 single bytes.
+        let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0";
+        let hash = cache.hash(token);
+        assert_eq!(hash, cache.hash(token));
+        for position in 0..token.len() {
+            let mut changed = token.as_bytes().to_vec();
+            changed[position] ^= 0x01;
+            let changed = String::from_utf8(changed).unwrap();
+            assert_ne!(hash, cache.hash(&changed), "byte {position}");
+        }
+        assert_ne!(hash, cache.hash(&token[..44]), "length");
+        assert_ne!(hash, TokenCache::new(16, 300).hash(token), "another seed");
+    }
 
     #[test]
     fn a_full_cache_stays_at_capacity_and_drops_expired_entries_first() {
