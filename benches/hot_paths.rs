@@ -2,7 +2,8 @@
 //! authorization rule evaluation against a Keycloak token with 50 roles and 20 groups (and the
 //! one-off indexing of that token's identity, paid once per verified token), a
 //! JSON body transform of a 10 KB document with five operations (reported in MB/s), and the
-//! identity assertion, warm (cached) and cold (one ES256 signature).
+//! identity assertion, warm (cached) and cold (one ES256 signature), and the trace context
+//! every request starts or continues.
 //!
 //! Run: `cargo bench --bench hot_paths`. Absolute numbers depend on the machine; compare
 //! within one run.
@@ -153,11 +154,30 @@ fn identity_assertion(c: &mut Criterion) {
     });
 }
 
+/// Every request continues or starts a trace and sends the upstream a `traceparent`.
+fn trace_context(c: &mut Criterion) {
+    use portcullis::trace_context::TraceContext;
+    let incoming = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    c.bench_function("trace context, new trace and upstream traceparent", |b| {
+        b.iter(|| {
+            let trace = TraceContext::from_traceparent(None, 0.0);
+            black_box(trace.upstream_traceparent())
+        })
+    });
+    c.bench_function("trace context, continued and upstream traceparent", |b| {
+        b.iter(|| {
+            let trace = TraceContext::from_traceparent(Some(black_box(&incoming[..])), 0.0);
+            black_box(trace.upstream_traceparent())
+        })
+    });
+}
+
 criterion_group!(
     benches,
     routing,
     authorization,
     json_transform,
-    identity_assertion
+    identity_assertion,
+    trace_context
 );
 criterion_main!(benches);

@@ -3,40 +3,77 @@
 //! The gateway is a hop of its own: the upstream receives the same trace id with the gateway's
 //! span id as parent. `tracestate` passes through untouched. The trace id is written to the
 //! access log and to every problem body, so that a refusal can be found in the traces.
+//!
+//! Every request carries one, so the ids are held inline ([`HexId`]) and the upstream's
+//! `traceparent` is written into a fixed buffer: no allocation and no formatting per request.
 
-/// The trace of one request (empty until the request's head is read).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+use crate::request_id::{hex_u64, unique_u64};
+
+/// `N` lowercase hex digits, held inline.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HexId<const N: usize>([u8; N]);
+
+impl<const N: usize> HexId<N> {
+    /// `text` when it is exactly `N` lowercase hex digits, not all zeros (W3C: an all-zero
+    /// trace or span id is invalid).
+    fn parse(text: &str) -> Option<Self> {
+        let bytes: [u8; N] = text.as_bytes().try_into().ok()?;
+        let hex = bytes
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
+        (hex && bytes.iter().any(|b| *b != b'0')).then_some(HexId(bytes))
+    }
+
+    /// `N / 16` words from the process's id generator (distinct values, so an id is never all
+    /// zeros: at most one word of the process's life is zero, and it is replaced by 1).
+    fn random() -> Self {
+        let mut bytes = [b'0'; N];
+        for word in bytes.chunks_exact_mut(16) {
+            word.copy_from_slice(&hex_u64(unique_u64().max(1)));
+        }
+        HexId(bytes)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only lowercase hex digits are ever stored (parsed or generated).
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl<const N: usize> Default for HexId<N> {
+    fn default() -> Self {
+        HexId([b'0'; N])
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for HexId<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> std::fmt::Display for HexId<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The trace of one request (all zeros until the request's head is read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TraceContext {
-    /// 32 lowercase hex digits.
-    pub trace_id: String,
-    /// The gateway's span: 16 lowercase hex digits.
-    pub span_id: String,
+    pub trace_id: HexId<32>,
+    /// The gateway's span.
+    pub span_id: HexId<16>,
     /// The caller's span, when the request came with a `traceparent`.
-    pub parent_id: Option<String>,
-    /// `01` when sampled.
-    pub flags: String,
+    pub parent_id: Option<HexId<16>>,
+    /// The trace flags; bit 0 is "sampled".
+    pub flags: u8,
     /// Whether this request's spans are exported.
     pub sampled: bool,
 }
 
-/// `words` × 16 lowercase hex digits from the process's id generator (distinct values, so
-/// an id is never all zeros: at most one word of the process's life is zero, and a span id of
-/// zero is replaced).
-fn random_hex(words: usize) -> String {
-    use crate::request_id::{hex_u64, unique_u64};
-    let mut hex = String::with_capacity(words * 16);
-    for _ in 0..words {
-        hex.extend(hex_u64(unique_u64().max(1)).map(char::from));
-    }
-    hex
-}
-
-fn is_lower_hex(text: &str, len: usize) -> bool {
-    text.len() == len
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
+/// `00-` + 32 + `-` + 16 + `-` + 2.
+pub const TRACEPARENT_LEN: usize = 55;
 
 impl TraceContext {
     /// The context of a request with this `traceparent` header value (if any); an invalid one
@@ -49,32 +86,32 @@ impl TraceContext {
                 let (version, trace, parent, flags) =
                     (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
                 // Version 00 has exactly four fields; later versions may add more.
-                let valid = is_lower_hex(version, 2)
+                let version_ok = is_lower_hex(version, 2)
                     && version != "ff"
-                    && (version != "00" || parts.next().is_none())
-                    && is_lower_hex(trace, 32)
-                    && trace.bytes().any(|b| b != b'0')
-                    && is_lower_hex(parent, 16)
-                    && parent.bytes().any(|b| b != b'0')
-                    && is_lower_hex(flags, 2);
-                valid.then(|| (trace.to_owned(), parent.to_owned(), flags.to_owned()))
+                    && (version != "00" || parts.next().is_none());
+                let flags = is_lower_hex(flags, 2)
+                    .then(|| u8::from_str_radix(flags, 16).ok())
+                    .flatten()?;
+                version_ok.then_some(())?;
+                Some((HexId::parse(trace)?, HexId::parse(parent)?, flags))
             });
         match parsed {
             Some((trace_id, parent, flags)) => TraceContext {
-                sampled: u8::from_str_radix(&flags, 16).is_ok_and(|f| f & 1 == 1),
+                sampled: flags & 1 == 1,
                 trace_id,
-                span_id: random_hex(1),
+                span_id: HexId::random(),
                 parent_id: Some(parent),
                 flags,
             },
             None => {
-                let trace_id = random_hex(2);
-                let sampled = crate::telemetry::sampled_by_ratio(&trace_id, new_trace_ratio);
+                let trace_id = HexId::random();
+                let sampled =
+                    crate::telemetry::sampled_by_ratio(trace_id.as_str(), new_trace_ratio);
                 TraceContext {
                     trace_id,
-                    span_id: random_hex(1),
+                    span_id: HexId::random(),
                     parent_id: None,
-                    flags: if sampled { "01" } else { "00" }.into(),
+                    flags: u8::from(sampled),
                     sampled,
                 }
             }
@@ -82,9 +119,23 @@ impl TraceContext {
     }
 
     /// The `traceparent` the upstream receives: this trace, the gateway's span as parent.
-    pub fn upstream_traceparent(&self) -> String {
-        format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
+    pub fn upstream_traceparent(&self) -> [u8; TRACEPARENT_LEN] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [b'-'; TRACEPARENT_LEN];
+        text[..2].copy_from_slice(b"00");
+        text[3..35].copy_from_slice(&self.trace_id.0);
+        text[36..52].copy_from_slice(&self.span_id.0);
+        text[53] = HEX[usize::from(self.flags >> 4)];
+        text[54] = HEX[usize::from(self.flags & 0xf)];
+        text
     }
+}
+
+fn is_lower_hex(text: &str, len: usize) -> bool {
+    text.len() == len
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -95,16 +146,24 @@ mod tests {
     fn a_valid_traceparent_is_continued() {
         let incoming = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
         let trace = TraceContext::from_traceparent(Some(incoming), 0.0);
-        assert_eq!(trace.trace_id, "0af7651916cd43dd8448eb211c80319c");
-        assert_eq!(trace.parent_id.as_deref(), Some("b7ad6b7169203331"));
+        assert_eq!(trace.trace_id.as_str(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(
+            trace.parent_id.as_ref().map(HexId::as_str),
+            Some("b7ad6b7169203331")
+        );
         let upstream = trace.upstream_traceparent();
-        assert!(upstream.starts_with("00-0af7651916cd43dd8448eb211c80319c-"));
-        assert!(upstream.ends_with("-01"));
+        let upstream = std::str::from_utf8(&upstream).unwrap();
+        assert_eq!(
+            upstream,
+            format!("00-0af7651916cd43dd8448eb211c80319c-{}-01", trace.span_id)
+        );
         assert!(trace.sampled, "the caller's decision is followed");
         assert_ne!(
-            trace.span_id, "b7ad6b7169203331",
+            trace.span_id.as_str(),
+            "b7ad6b7169203331",
             "the gateway is a hop of its own"
         );
+        assert!(is_lower_hex(trace.span_id.as_str(), 16));
     }
 
     #[test]
@@ -120,13 +179,28 @@ mod tests {
         ] {
             let trace = TraceContext::from_traceparent(Some(bad), 0.0);
             assert_eq!(trace.parent_id, None, "{}", String::from_utf8_lossy(bad));
-            assert!(is_lower_hex(&trace.trace_id, 32));
+            assert!(is_lower_hex(trace.trace_id.as_str(), 32));
+            assert_ne!(trace.trace_id, HexId::default());
         }
         let fresh = TraceContext::from_traceparent(None, 1.0);
-        assert!(fresh.sampled && fresh.flags == "01");
+        assert!(fresh.sampled && fresh.flags == 1);
+        let upstream = fresh.upstream_traceparent();
+        assert!(std::str::from_utf8(&upstream).unwrap().ends_with("-01"));
+        let unsampled = TraceContext::from_traceparent(None, 0.0).upstream_traceparent();
+        assert!(std::str::from_utf8(&unsampled).unwrap().ends_with("-00"));
         assert_ne!(
             fresh.trace_id,
             TraceContext::from_traceparent(None, 0.0).trace_id
         );
+    }
+
+    #[test]
+    fn flags_other_than_sampled_are_passed_on() {
+        let incoming = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0a";
+        let trace = TraceContext::from_traceparent(Some(incoming), 1.0);
+        assert_eq!(trace.flags, 0x0a);
+        assert!(!trace.sampled, "bit 0 is clear");
+        let upstream = trace.upstream_traceparent();
+        assert!(std::str::from_utf8(&upstream).unwrap().ends_with("-0a"));
     }
 }

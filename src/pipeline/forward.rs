@@ -49,7 +49,7 @@ pub fn prepare_upstream_request(
         }
     }
     upstream_request.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
-    upstream_request.insert_header("traceparent", ctx.trace.upstream_traceparent())?;
+    upstream_request.insert_header("traceparent", &ctx.trace.upstream_traceparent()[..])?;
     forward_session(upstream_request, ctx, route)?;
     if let Some(name) = &route.identity_assertion {
         // Never the client's own: only a freshly minted one goes upstream.

@@ -60,9 +60,9 @@ pub fn export(session: &Session, ctx: &Context, status: u16) {
         attributes.push(("portcullis.reason", reason.to_owned()));
     }
     exporter.submit(RequestRecord {
-        trace_id: ctx.trace.trace_id.clone(),
-        span_id: ctx.trace.span_id.clone(),
-        parent_id: ctx.trace.parent_id.clone(),
+        trace_id: ctx.trace.trace_id.to_string(),
+        span_id: ctx.trace.span_id.to_string(),
+        parent_id: ctx.trace.parent_id.map(|parent| parent.to_string()),
         name: format!(
             "{} {}",
             request.method,
