@@ -70,6 +70,10 @@ impl GuardedStream {
 
     /// Applies the phase change the request hooks reported since the last read.
     fn apply_signal(&mut self) {
+        // A plain load first: most reads find no report, and a swap is a locked instruction.
+        if self.signal.load(Ordering::Relaxed) == NO_SIGNAL {
+            return;
+        }
         match self.signal.swap(NO_SIGNAL, Ordering::Relaxed) {
             HEAD_READ => self.clock.head_read(),
             EXCHANGE_DONE => self.clock.exchange_done(Instant::now()),
@@ -79,35 +83,41 @@ impl GuardedStream {
 
     /// Polls the timer of the current deadline; `Ready` with what expired once it has passed.
     ///
-    /// A timer armed for an earlier deadline that has not come yet is kept rather than armed
-    /// anew: on a busy keep-alive connection each exchange moves the idle deadline later, and
-    /// re-arming for every request would register (and cancel) a timer per request. The kept
-    /// timer fires early at most once per deadline period and is then armed for the real one.
-    /// A phase without a deadline keeps the timer too; a wake-up it causes finds no deadline.
+    /// A timer armed for an earlier deadline is kept rather than armed anew: on a busy
+    /// keep-alive connection each exchange moves the idle deadline later, and re-arming for
+    /// every request would register (and cancel) a timer per request. While the kept timer is
+    /// pending, neither its deadline nor the current one has come, so no clock is read; once
+    /// it fires (at most once per deadline period), one is armed for the current deadline. A
+    /// phase without a deadline keeps the timer too; a wake-up it causes finds no deadline.
+    /// A timer that returned `Ready` is always dropped (it must not be polled again).
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Expiry> {
         let Some((deadline, expiry)) = self.clock.deadline() else {
             return Poll::Pending;
         };
+        if let Some((armed_for, timer)) = &mut self.timer {
+            if *armed_for <= deadline {
+                match timer.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) if *armed_for == deadline => {
+                        self.timer = None;
+                        return Poll::Ready(expiry);
+                    }
+                    Poll::Ready(()) => {}
+                }
+            }
+            self.timer = None;
+        }
         let now = Instant::now();
         if now >= deadline {
             return Poll::Ready(expiry);
         }
-        loop {
-            let (armed_for, timer) = match &mut self.timer {
-                Some((armed_for, timer)) if *armed_for <= deadline && *armed_for > now => {
-                    (*armed_for, timer)
-                }
-                slot => {
-                    let sleep: Timer = Box::pin(pingora::time::sleep(deadline - now));
-                    let (armed_for, timer) = slot.insert((deadline, sleep));
-                    (*armed_for, timer)
-                }
-            };
-            match timer.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(()) if armed_for == deadline => return Poll::Ready(expiry),
-                // An earlier deadline's timer fired: arm one for this deadline.
-                Poll::Ready(()) => self.timer = None,
+        let sleep: Timer = Box::pin(pingora::time::sleep(deadline - now));
+        let (_, timer) = self.timer.insert((deadline, sleep));
+        match timer.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                self.timer = None;
+                Poll::Ready(expiry)
             }
         }
     }
@@ -196,7 +206,6 @@ impl AsyncRead for GuardedStream {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(expiry) => {
                     count_expiry(expiry);
-                    this.timer = None;
                     Poll::Ready(match expiry {
                         // An idle connection reads as closed by the client: no error to log.
                         Expiry::IdleTimeout => Ok(()),
