@@ -18,10 +18,7 @@ impl<const N: usize> HexId<N> {
     /// trace or span id is invalid).
     fn parse(text: &str) -> Option<Self> {
         let bytes: [u8; N] = text.as_bytes().try_into().ok()?;
-        let hex = bytes
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
-        (hex && bytes.iter().any(|b| *b != b'0')).then_some(HexId(bytes))
+        (is_lower_hex(text, N) && bytes.iter().any(|b| *b != b'0')).then_some(HexId(bytes))
     }
 
     /// `N / 16` words from the process's id generator (distinct values, so an id is never all
@@ -89,10 +86,10 @@ impl TraceContext {
                 let version_ok = is_lower_hex(version, 2)
                     && version != "ff"
                     && (version != "00" || parts.next().is_none());
-                let flags = is_lower_hex(flags, 2)
-                    .then(|| u8::from_str_radix(flags, 16).ok())
-                    .flatten()?;
-                version_ok.then_some(())?;
+                if !version_ok || !is_lower_hex(flags, 2) {
+                    return None;
+                }
+                let flags = u8::from_str_radix(flags, 16).ok()?;
                 Some((HexId::parse(trace)?, HexId::parse(parent)?, flags))
             });
         match parsed {
