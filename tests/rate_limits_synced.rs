@@ -74,6 +74,39 @@ async fn three_know_each_other(gateways: &[GatewayProcess]) {
     }
 }
 
+/// Keys the syncs of `gateway` carried so far.
+async fn keys_synced(gateway: &GatewayProcess) -> u64 {
+    let metrics = gateway.metrics_text().await;
+    metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("portcullis_ratelimit_sync_keys_total{policy=\"global_per_client\"} ")
+        })
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Waits until no gateway has synced a key for ten intervals: every key has settled (a key is
+/// synced at each interval until it has settled), so each view includes every admission.
+async fn settled(gateways: &[GatewayProcess]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut last = (Vec::new(), std::time::Instant::now());
+    while last.1.elapsed() < std::time::Duration::from_millis(200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            gateways[0].log()
+        );
+        let mut counts = Vec::new();
+        for gateway in gateways {
+            counts.push(keys_synced(gateway).await);
+        }
+        if counts != last.0 {
+            last = (counts, std::time::Instant::now());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn admitted(gateways: &[GatewayProcess], client_id: &str, each: usize) -> usize {
     let http = client();
     let requests = gateways.iter().flat_map(|gateway| {
@@ -111,11 +144,7 @@ async fn three_gateways_share_one_limit_with_a_few_batched_redis_calls() {
         "admitted {total} of a 60 budget"
     );
     // Once the syncs have run, the fleet knows the bucket is empty.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while calls(&redis, "eval") < 3 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    settled(&gateways).await;
     // The first burst may have left part of the budget unused (see above): what the fleet admits
     // now is at most that rest, plus the refill of a second or two and the sync's small slack.
     let later = admitted(&gateways, "tenant-a", 10).await;

@@ -9,16 +9,28 @@
 //! left `A = capacity − B/T` (negative when the fleet is in debt). With `N` live instances (each
 //! sync refreshes a heartbeat; `N` counts those seen within `max(1 s, 5·D)`), an instance may then
 //! admit, until its next sync, its share of that budget — less what the others admitted and have
-//! not synced yet, estimated as `(N−1)·n` (as many as this instance just sent) — plus its share
-//! of the refill:
+//! not synced yet, estimated as `(N−1)·m` with `m` the larger of what this instance sent in this
+//! sync and in the one before (a sync right after a refusal sends nothing, though the others are
+//! as busy as before) — plus its share of the refill. The instance keeps that as a local credit:
 //!
 //! ```text
-//! allowance(t) = (A − (N−1)·n)/N + (t − t_sync)/(T·N)   admit while admitted_since_sync < allowance(t)
+//! at an answer:   credit = (A − (N−1)·m)/N − (admitted while the sync was in flight)
+//! at a request:   credit = min(credit + elapsed/(T·N), max(credit, capacity/N, 1))
+//!                 admit (credit −= 1) while credit >= 1
 //! ```
+//!
+//! The cap keeps a view that aged without answers (a key idle here for an hour) from growing past
+//! a share of a full bucket.
 //!
 //! A key new to an instance starts from `capacity/N` (a cold fleet shares one full bucket). One
 //! busy instance among idle ones still reaches the full rate within a few intervals (its share of
 //! the refill plus the budget the idle ones leave), but its first burst is `capacity/N`.
+//!
+//! **Settling.** An answer is a view taken before the others' next syncs. So that an instance
+//! does not keep a view that predates the others' last admissions once its own traffic for a key
+//! stops, the key is synced (with nothing to add) at the [`SETTLE_SYNCS`] intervals after its
+//! last local admission or refusal; after that it is left out of the batches until it is used
+//! again.
 //!
 //! **Bound on over-admission.** Every admission reaches the global TAT within one interval, and
 //! a global debt is paid back by smaller allowances, so over any period the fleet admits at most
@@ -29,8 +41,9 @@
 //! 3000/s, `D` = 20 ms: ≤ 60 requests beyond an exact limiter at any time, 0.2 % of 10 s.
 //!
 //! **Redis unavailable.** Pending admissions stay pending (sent with the next successful sync);
-//! allowances keep growing at `rate/N`, so each instance limits itself to its share. With
-//! `on_error: deny`, a key whose last sync is older than `max(1 s, 50·D)` is refused instead.
+//! credits keep growing at `rate/N` (up to the cap), so each instance limits itself to its
+//! share. With `on_error: deny`, a key whose last sync is older than `max(1 s, 50·D)` is refused
+//! instead.
 //!
 //! **Memory.** At most `max_keys` keys (64 shards); a full shard forgets a key without pending
 //! admissions (its next request starts from a fresh share of a full bucket).
@@ -44,6 +57,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 const SHARDS: usize = 64;
 
+/// Syncs of a key after its last local admission or refusal, to learn what the others admitted.
+pub const SETTLE_SYNCS: u8 = 2;
+
 /// One key's local view.
 #[derive(Debug, Clone, Copy)]
 struct Share {
@@ -51,14 +67,18 @@ struct Share {
     pending: u64,
     /// Taken by the sync in flight, not yet answered.
     in_flight: u64,
-    /// This instance's share of the budget at the last answer (requests; may be negative).
-    base: f64,
+    /// Requests this instance may still admit (may be negative: the fleet's debt).
+    credit: f64,
+    /// Local clock (ns) up to which the refill is counted in `credit`.
+    credit_at: u64,
     /// Local clock (ns) of the last answer (or of the first request).
     synced_at: u64,
-    /// Admitted here since the last answer (what the allowance is compared with).
-    used: u64,
     /// Refused since the last sync: the key wants a fresh budget even without admissions.
     wanted: bool,
+    /// Admissions carried by the last answered sync (the others' activity is estimated from it).
+    last_sent: u64,
+    /// Syncs still owed to the key since its last local use (see "Settling").
+    settle: u8,
     /// The bucket of the last request (its tier's rate).
     limit: Limit,
 }
@@ -145,28 +165,33 @@ impl SyncedStore {
         let share = shard.entry(key.to_owned()).or_insert(Share {
             pending: 0,
             in_flight: 0,
-            base: limit.capacity as f64 / instances,
+            credit: limit.capacity as f64 / instances,
+            credit_at: now,
             synced_at: now,
-            used: 0,
             wanted: false,
+            last_sent: 0,
+            settle: SETTLE_SYNCS,
             limit: *limit,
         });
         share.limit = *limit;
+        share.settle = SETTLE_SYNCS;
         let emission = limit.emission_ns as f64;
-        let elapsed = now.saturating_sub(share.synced_at);
-        let allowance = share.base + elapsed as f64 / (emission * instances);
-        let stale = stale_after_ns.is_some_and(|limit| elapsed > limit);
-        if !stale && (share.used + 1) as f64 <= allowance {
-            share.used += 1;
+        let refill = now.saturating_sub(share.credit_at) as f64 / (emission * instances);
+        let full_share = (limit.capacity as f64 / instances).max(1.0);
+        share.credit = (share.credit + refill).min(share.credit.max(full_share));
+        share.credit_at = now;
+        let stale = stale_after_ns.is_some_and(|limit| now.saturating_sub(share.synced_at) > limit);
+        if !stale && share.credit >= 1.0 {
+            share.credit -= 1.0;
             share.pending += 1;
             return SyncedOutcome {
                 allowed: true,
-                remaining: (allowance - share.used as f64).max(0.0) as u64,
+                remaining: share.credit.max(0.0) as u64,
                 retry_after_ns: 0,
             };
         }
         share.wanted = true;
-        let missing = ((share.used + 1) as f64 - allowance).max(0.0);
+        let missing = (1.0 - share.credit).max(0.0);
         SyncedOutcome {
             allowed: false,
             remaining: 0,
@@ -174,13 +199,17 @@ impl SyncedStore {
         }
     }
 
-    /// Takes the admissions of every key that changed (and of refused keys, with 0) for a sync.
+    /// Takes the admissions of every key that changed (and, with 0, of refused keys and keys
+    /// still settling) for a sync.
     pub fn take(&self) -> Vec<Delta> {
         let mut deltas = Vec::new();
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
             for (key, share) in shard.iter_mut() {
-                if share.pending > 0 || share.wanted {
+                if share.pending > 0 || share.wanted || share.settle > 0 {
+                    if share.pending == 0 && !share.wanted {
+                        share.settle -= 1;
+                    }
                     deltas.push(Delta {
                         key: key.clone(),
                         admitted: share.pending,
@@ -203,13 +232,15 @@ impl SyncedStore {
         let mut shard = self.shard(key);
         if let Some(share) = shard.get_mut(key) {
             // The others' admissions since their own last sync are not in the answer yet;
-            // assume each admitted as many as this instance just sent.
-            let others_unsynced = (instances - 1.0) * share.in_flight as f64;
+            // assume each admitted as many as this instance sent in this sync or the last one.
+            let sent = share.in_flight;
+            let others_unsynced = (instances - 1.0) * sent.max(share.last_sent) as f64;
+            share.last_sent = sent;
             share.in_flight = 0;
-            share.base = (available - others_unsynced) / instances;
-            share.synced_at = now;
             // Admitted while the sync was in flight: not in Redis' answer yet.
-            share.used = share.pending;
+            share.credit = (available - others_unsynced) / instances - share.pending as f64;
+            share.credit_at = now;
+            share.synced_at = now;
         }
     }
 

@@ -171,3 +171,68 @@ fn memory_is_bounded_by_max_keys() {
     // Keys admitted since the last sync cannot be forgotten: at most 100 of them here.
     assert!(store.len() <= 640 + 100, "{}", store.len());
 }
+
+/// Admits up to `offered` requests for "k" on store `i`; returns how many were admitted.
+fn offer(fleet: &Fleet, i: usize, limit: &Limit, offered: usize) -> usize {
+    (0..offered)
+        .filter(|_| fleet.stores[i].check("k", limit, None).allowed)
+        .count()
+}
+
+#[test]
+fn a_sync_sent_right_after_a_refusal_leaves_the_others_unsynced_share_alone() {
+    let limit = limit(60);
+    let mut fleet = Fleet::new(3);
+    assert_eq!(offer(&fleet, 0, &limit, 50), 20, "the cold share");
+    fleet.sync(0, &limit);
+    // Refused since: the next sync carries no admissions, while the other two still hold the
+    // cold shares they admitted and have not synced.
+    assert_eq!(offer(&fleet, 0, &limit, 5), 0);
+    fleet.sync(0, &limit);
+    assert_eq!(offer(&fleet, 1, &limit, 50), 20);
+    assert_eq!(offer(&fleet, 2, &limit, 50), 20);
+    assert_eq!(
+        offer(&fleet, 0, &limit, 50),
+        0,
+        "the budget left is what the others took"
+    );
+}
+
+#[test]
+fn once_its_traffic_stops_an_instance_learns_what_the_others_synced_after_it() {
+    let limit = limit(60);
+    let mut fleet = Fleet::new(3);
+    assert_eq!(offer(&fleet, 0, &limit, 50), 20);
+    fleet.sync(0, &limit);
+    for _ in 0..2 {
+        assert_eq!(offer(&fleet, 0, &limit, 5), 0);
+        fleet.sync(0, &limit);
+    }
+    // Instance 0's last view counts none of the others' admissions: they come in now.
+    assert_eq!(offer(&fleet, 1, &limit, 50), 20);
+    assert_eq!(offer(&fleet, 2, &limit, 50), 20);
+    fleet.sync(1, &limit);
+    fleet.sync(2, &limit);
+    for _ in 0..SETTLE_SYNCS {
+        fleet.sync(0, &limit);
+    }
+    assert!(
+        fleet.stores[0].take().is_empty(),
+        "settled: the key leaves the batches"
+    );
+    assert_eq!(offer(&fleet, 0, &limit, 50), 0, "the bucket is empty");
+}
+
+#[test]
+fn a_view_that_aged_without_syncs_admits_at_most_a_share_of_a_full_bucket() {
+    let limit = limit(60);
+    let mut fleet = Fleet::new(3);
+    assert_eq!(offer(&fleet, 0, &limit, 1), 1);
+    fleet.sync(0, &limit);
+    fleet.clock.advance(Duration::from_secs(3600));
+    assert_eq!(
+        offer(&fleet, 0, &limit, 1000),
+        20,
+        "an hour of refill does not add up past the bucket"
+    );
+}
