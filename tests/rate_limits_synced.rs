@@ -85,8 +85,8 @@ async fn keys_synced(gateway: &GatewayProcess) -> u64 {
         .map_or(0, |n| n.parse().unwrap())
 }
 
-/// Waits until no gateway has synced a key for ten intervals: every key has settled (a key is
-/// synced at each interval until it has settled), so each view includes every admission.
+/// Waits until no gateway has synced a key for ten intervals: every key has settled (a refused
+/// key is synced at each interval until it has), so each view includes every admission.
 async fn settled(gateways: &[GatewayProcess]) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut last = (Vec::new(), std::time::Instant::now());

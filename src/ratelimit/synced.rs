@@ -28,9 +28,10 @@
 //!
 //! **Settling.** An answer is a view taken before the others' next syncs. So that an instance
 //! does not keep a view that predates the others' last admissions once its own traffic for a key
-//! stops, the key is synced (with nothing to add) at the [`SETTLE_SYNCS`] intervals after its
-//! last local admission or refusal; after that it is left out of the batches until it is used
-//! again.
+//! stops, a key this instance has refused (the limit binds: the fleet contends for it) is synced
+//! with nothing to add at the [`SETTLE_SYNCS`] intervals after its last local request; then it
+//! leaves the batches until it is used again. Keys never refused here are not settled, so a key
+//! used once costs one script, not three (per-client keys of many light clients).
 //!
 //! **Bound on over-admission.** Every admission reaches the global TAT within one interval, and
 //! a global debt is paid back by smaller allowances, so over any period the fleet admits at most
@@ -57,7 +58,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 const SHARDS: usize = 64;
 
-/// Syncs of a key after its last local admission or refusal, to learn what the others admitted.
+/// Syncs of a refused key after its last local request, to learn what the others admitted.
 pub const SETTLE_SYNCS: u8 = 2;
 
 /// One key's local view.
@@ -77,7 +78,7 @@ struct Share {
     wanted: bool,
     /// Admissions carried by the last answered sync (the others' activity is estimated from it).
     last_sent: u64,
-    /// Syncs still owed to the key since its last local use (see "Settling").
+    /// Syncs owed to a refused key once its local traffic stops (see "Settling").
     settle: u8,
     /// The bucket of the last request (its tier's rate).
     limit: Limit,
@@ -170,11 +171,10 @@ impl SyncedStore {
             synced_at: now,
             wanted: false,
             last_sent: 0,
-            settle: SETTLE_SYNCS,
+            settle: 0,
             limit: *limit,
         });
         share.limit = *limit;
-        share.settle = SETTLE_SYNCS;
         let emission = limit.emission_ns as f64;
         let refill = now.saturating_sub(share.credit_at) as f64 / (emission * instances);
         let full_share = (limit.capacity as f64 / instances).max(1.0);
@@ -191,6 +191,7 @@ impl SyncedStore {
             };
         }
         share.wanted = true;
+        share.settle = SETTLE_SYNCS;
         let missing = (1.0 - share.credit).max(0.0);
         SyncedOutcome {
             allowed: false,

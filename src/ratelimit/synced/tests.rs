@@ -236,3 +236,15 @@ fn a_view_that_aged_without_syncs_admits_at_most_a_share_of_a_full_bucket() {
         "an hour of refill does not add up past the bucket"
     );
 }
+
+#[test]
+fn a_key_never_refused_here_leaves_the_batches_with_its_last_admissions() {
+    let limit = limit(60);
+    let mut fleet = Fleet::new(3);
+    assert_eq!(offer(&fleet, 0, &limit, 1), 1);
+    fleet.sync(0, &limit);
+    assert!(
+        fleet.stores[0].take().is_empty(),
+        "one script for a key used once, no settling"
+    );
+}
