@@ -1,12 +1,22 @@
--- wrk script: optional rotating tokens (tokens_file set by the harness) and a one-line report
--- with requests/s, p50/p99/p99.9 latency (microseconds), non-2xx responses and socket errors.
+-- wrk script: optional rotating tokens (tokens_file set by the harness), an optional header
+-- with a new value each request (rotate_header, values rotate_prefix .. n: a new rate-limit key
+-- each request), and a one-line report with requests/s, p50/p99/p99.9 latency (microseconds),
+-- non-2xx responses and socket errors.
 local tokens = {}
 local next_token = 1
 if tokens_file then
   for line in io.lines(tokens_file) do tokens[#tokens + 1] = line end
 end
+local rotated = 0
 
 request = function()
+  if rotate_header then
+    rotated = rotated + 1
+    local headers = {}
+    for name, value in pairs(wrk.headers) do headers[name] = value end
+    headers[rotate_header] = rotate_prefix .. rotated
+    return wrk.format(nil, nil, headers)
+  end
   if #tokens > 0 then
     local token = tokens[next_token]
     next_token = next_token % #tokens + 1

@@ -29,7 +29,14 @@ impl RedisCluster {
     /// Starts three masters and creates the cluster.
     pub fn start() -> RedisCluster {
         let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        // A node's cluster bus listens on its port + 10000: at most 55535.
+        let ports: Vec<u16> = (0..3)
+            .map(|_| {
+                std::iter::repeat_with(free_port)
+                    .find(|p| *p <= 55535)
+                    .unwrap()
+            })
+            .collect();
         let mut cluster = RedisCluster {
             nodes: Vec::new(),
             ports: ports.clone(),
