@@ -25,7 +25,7 @@ pub fn heartbeat_window(interval: Duration) -> Duration {
     (interval * 5).max(Duration::from_secs(1))
 }
 
-/// With `on_error: deny`, a key whose last sync is older than this is refused:
+/// With `on_error: deny`, every key is refused once no sync has succeeded for this long:
 /// `max(1 s, 50 × interval)`.
 pub fn stale_after(interval: Duration) -> Duration {
     (interval * 50).max(Duration::from_secs(1))
@@ -59,6 +59,7 @@ pub async fn sync_once(job: &SyncJob, last_success: &mut Option<Instant>) {
         .await;
     match answer {
         Ok(answer) => {
+            job.store.record_success();
             job.store.set_instances(answer.instances);
             job.counters.instances.set(answer.instances as i64);
             let mut debt: f64 = 0.0;

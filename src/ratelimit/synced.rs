@@ -43,8 +43,9 @@
 //!
 //! **Redis unavailable.** Pending admissions stay pending (sent with the next successful sync);
 //! credits keep growing at `rate/N` (up to the cap), so each instance limits itself to its
-//! share. With `on_error: deny`, a key whose last sync is older than `max(1 s, 50·D)` is refused
-//! instead.
+//! share. With `on_error: deny`, once no sync has succeeded for `max(1 s, 50·D)`, every request
+//! is refused instead (a key idle for longer while Redis is healthy is not: staleness is the
+//! store's, not the key's).
 //!
 //! **Memory.** At most `max_keys` keys (64 shards); a full shard forgets a key without pending
 //! admissions (its next request starts from a fresh share of a full bucket).
@@ -72,8 +73,6 @@ struct Share {
     credit: f64,
     /// Local clock (ns) up to which the refill is counted in `credit`.
     credit_at: u64,
-    /// Local clock (ns) of the last answer (or of the first request).
-    synced_at: u64,
     /// Refused since the last sync: the key wants a fresh budget even without admissions.
     wanted: bool,
     /// Admissions carried by the last answered sync (the others' activity is estimated from it).
@@ -111,6 +110,8 @@ pub struct SyncedStore {
     max_per_shard: usize,
     /// Live instances (at least 1), from the last sync.
     instances: AtomicU64,
+    /// Local clock (ns) of the last successful sync (of the store's creation before the first).
+    last_success_ns: AtomicU64,
 }
 
 impl std::fmt::Debug for SyncedStore {
@@ -126,9 +127,10 @@ impl SyncedStore {
         SyncedStore {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
-            clock,
             max_per_shard: max_keys.div_ceil(SHARDS).max(1),
             instances: AtomicU64::new(1),
+            last_success_ns: AtomicU64::new(clock.now_ns()),
+            clock,
         }
     }
 
@@ -143,13 +145,19 @@ impl SyncedStore {
         self.instances.load(Ordering::Relaxed).max(1)
     }
 
+    /// Records that a sync succeeded (Redis answered, even with no key to sync).
+    pub fn record_success(&self) {
+        self.last_success_ns
+            .store(self.clock.now_ns(), Ordering::Relaxed);
+    }
+
     /// Records how many instances share the limits (from the heartbeat of a sync).
     pub fn set_instances(&self, instances: u64) {
         self.instances.store(instances.max(1), Ordering::Relaxed);
     }
 
     /// Decides one request for `key` locally; `stale_after_ns` (with `on_error: deny`) refuses
-    /// a key whose last answer is older.
+    /// every key once no sync has succeeded for that long.
     pub fn check(&self, key: &str, limit: &Limit, stale_after_ns: Option<u64>) -> SyncedOutcome {
         let now = self.clock.now_ns();
         let instances = self.instances() as f64;
@@ -168,7 +176,6 @@ impl SyncedStore {
             in_flight: 0,
             credit: limit.capacity as f64 / instances,
             credit_at: now,
-            synced_at: now,
             wanted: false,
             last_sent: 0,
             settle: 0,
@@ -180,7 +187,8 @@ impl SyncedStore {
         let full_share = (limit.capacity as f64 / instances).max(1.0);
         share.credit = (share.credit + refill).min(share.credit.max(full_share));
         share.credit_at = now;
-        let stale = stale_after_ns.is_some_and(|limit| now.saturating_sub(share.synced_at) > limit);
+        let last_success = self.last_success_ns.load(Ordering::Relaxed);
+        let stale = stale_after_ns.is_some_and(|limit| now.saturating_sub(last_success) > limit);
         if !stale && share.credit >= 1.0 {
             share.credit -= 1.0;
             share.pending += 1;
@@ -241,7 +249,6 @@ impl SyncedStore {
             // Admitted while the sync was in flight: not in Redis' answer yet.
             share.credit = (available - others_unsynced) / instances - share.pending as f64;
             share.credit_at = now;
-            share.synced_at = now;
         }
     }
 

@@ -248,3 +248,27 @@ fn a_key_never_refused_here_leaves_the_batches_with_its_last_admissions() {
         "one script for a key used once, no settling"
     );
 }
+
+#[test]
+fn with_on_error_deny_a_key_idle_while_redis_answers_is_not_stale() {
+    let limit = limit(100);
+    let stale_after = Some(1_000_000_000);
+    let mut fleet = Fleet::new(1);
+    assert!(fleet.stores[0].check("k", &limit, stale_after).allowed);
+    fleet.sync(0, &limit);
+    fleet.stores[0].record_success();
+    // "k" idle for 5 s while the syncs (of other keys, or heartbeats) keep succeeding.
+    for _ in 0..5 {
+        fleet.clock.advance(Duration::from_secs(1));
+        fleet.stores[0].record_success();
+    }
+    assert!(
+        fleet.stores[0].check("k", &limit, stale_after).allowed,
+        "Redis is healthy: the idle key is admitted"
+    );
+    fleet.clock.advance(Duration::from_secs(2));
+    assert!(
+        !fleet.stores[0].check("new", &limit, stale_after).allowed,
+        "no sync for 2 s: even a new key is refused"
+    );
+}
