@@ -15,6 +15,8 @@
 //! [`BREAKER_THRESHOLD`] consecutive failures a breaker opens: calls fail at once (no wait, no
 //! connect) and one probe per back-off interval (100 ms doubling to 2 s) tests Redis again, so a
 //! dead Redis sees a handful of reconnects per second, not one per request.
+//!
+//! The batched call of `sync_interval` policies is in [`sync`].
 
 use super::gcra::Limit;
 use super::metrics;
@@ -22,7 +24,10 @@ use super::redis_connection::{ConnectionPool, RedisConnection};
 use super::redis_settings::RedisSettings;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+mod sync;
+pub use sync::SyncAnswer;
 /// Consecutive failures that open the breaker.
 pub const BREAKER_THRESHOLD: u32 = 3;
 const BACKOFF_MIN_NS: u64 = 100_000_000;
@@ -46,31 +51,6 @@ local used = new_tat - now
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil(used / 1000))
 return {1, math.floor((window - used) / emission + 1e-6), math.ceil(used), 0}
 "#;
-
-/// Sync script: adds `n` admissions (already made) to the key's TAT and returns the backlog
-/// `tat - now` in µs. `{emission µs, n}`; the key expires when its bucket is full again.
-const SYNC_SCRIPT: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local emission = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]))
-if tat == nil or tat < now then tat = now end
-if n > 0 then
-  tat = tat + n * emission
-  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
-end
-return math.ceil(tat - now)
-"#;
-
-/// What one sync of a policy learnt.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SyncAnswer {
-    /// The budget left for each delta's key, in requests (negative: the fleet is in debt).
-    pub available: Vec<f64>,
-    /// Instances that synced this policy within the heartbeat window.
-    pub instances: u64,
-}
 
 /// The answer from Redis, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +97,8 @@ pub struct RedisStore {
     settings: RedisSettings,
     pool: ConnectionPool,
     script_sha: String,
+    /// SHA1 of [`sync::SYNC_SCRIPT`], for `EVALSHA`.
+    sync_sha: String,
     breaker: Breaker,
 }
 
@@ -134,6 +116,7 @@ impl RedisStore {
         Ok(RedisStore {
             pool: ConnectionPool::new(&settings).map_err(RedisStoreError::InvalidUrl)?,
             script_sha: redis::Script::new(SCRIPT).get_hash().to_owned(),
+            sync_sha: redis::Script::new(sync::SYNC_SCRIPT).get_hash().to_owned(),
             breaker: Breaker::new(),
             settings,
         })
@@ -226,102 +209,6 @@ impl RedisStore {
         }
     }
 
-    /// One batched call for a synced policy: every key's admissions since the last sync, and
-    /// this instance's heartbeat (`instance`, seen within `heartbeat`). Bounded by `deadline`.
-    pub async fn sync(
-        &self,
-        prefix: &str,
-        deltas: &[super::synced::Delta],
-        instance: &str,
-        heartbeat: Duration,
-        deadline: Duration,
-    ) -> Result<SyncAnswer, RedisFailure> {
-        let Some(mut connection) = self.connection() else {
-            return Err(RedisFailure::Connection);
-        };
-        let emission_us = |limit: &Limit| limit.emission_ns as f64 / 1000.0;
-        let script = |delta: &super::synced::Delta| {
-            let mut command = redis::cmd("EVAL");
-            command
-                .arg(SYNC_SCRIPT)
-                .arg(1)
-                .arg(redis_key(prefix, &delta.key))
-                .arg(emission_us(&delta.limit))
-                .arg(delta.admitted);
-            command
-        };
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let members = format!("{prefix}|instances");
-        let window_ms = heartbeat.as_millis() as u64;
-        // ZADD, ZREMRANGEBYSCORE, ZCARD (the one answer), PEXPIRE.
-        let heartbeat_into = |pipeline: &mut redis::Pipeline| {
-            pipeline
-                .zadd(&members, instance, now_ms)
-                .ignore()
-                .zrembyscore(&members, 0, now_ms.saturating_sub(window_ms))
-                .ignore()
-                .zcard(&members)
-                .pexpire(&members, (window_ms * 2) as i64)
-                .ignore();
-        };
-        let mut beat = redis::pipe();
-        heartbeat_into(&mut beat);
-        // One Redis: one pipeline. A cluster refuses pipelines across slots, so there every
-        // key's script is its own command, all sent at once on the multiplexed connection.
-        let call = async {
-            if let RedisConnection::Single(_) = connection {
-                let mut pipeline = redis::pipe();
-                for delta in deltas {
-                    pipeline.add_command(script(delta));
-                }
-                heartbeat_into(&mut pipeline);
-                return pipeline.query_async::<Vec<i64>>(&mut connection).await;
-            }
-            let scripts = deltas.iter().map(|delta| {
-                let mut connection = connection.clone();
-                let command = script(delta);
-                async move { command.query_async::<i64>(&mut connection).await }
-            });
-            let mut beat_connection = connection.clone();
-            let (backlogs, instances) = futures_util::future::join(
-                futures_util::future::join_all(scripts),
-                beat.query_async::<Vec<i64>>(&mut beat_connection),
-            )
-            .await;
-            let mut values = backlogs
-                .into_iter()
-                .collect::<redis::RedisResult<Vec<i64>>>()?;
-            values.extend(instances?);
-            Ok(values)
-        };
-        let started = Instant::now();
-        let reply = tokio::time::timeout(deadline, call).await;
-        metrics::redis_call(started.elapsed().as_secs_f64());
-        let values = match reply {
-            Ok(Ok(values)) if values.len() == deltas.len() + 1 => values,
-            Ok(Ok(_)) => Err(RedisFailure::Reply)?,
-            Ok(Err(error)) => {
-                tracing::debug!(%error, "rate-limit sync failed");
-                Err(RedisFailure::Connection)?
-            }
-            Err(_) => Err(RedisFailure::Timeout)?,
-        };
-        let available = values[..deltas.len()]
-            .iter()
-            .zip(deltas)
-            .map(|(&backlog_us, delta)| {
-                let emission = emission_us(&delta.limit);
-                delta.limit.capacity as f64 - backlog_us as f64 / emission
-            })
-            .collect();
-        Ok(SyncAnswer {
-            available,
-            instances: values[deltas.len()].max(1) as u64,
-        })
-    }
-
     /// A connection from the pool; a new one loads the script in the background.
     fn connection(&self) -> Option<RedisConnection> {
         self.pool.get(|mut warm| {
@@ -346,7 +233,7 @@ fn redis_key(prefix: &str, key: &str) -> String {
 
 /// The Lua scripts the store loads into Redis, by purpose (`portcullis doctor` loads them).
 pub fn scripts() -> [(&'static str, &'static str); 2] {
-    [("rate limit", SCRIPT), ("limit sync", SYNC_SCRIPT)]
+    [("rate limit", SCRIPT), ("limit sync", sync::SYNC_SCRIPT)]
 }
 
 /// The Redis key prefix of a policy.
