@@ -47,17 +47,25 @@
 //! is refused instead (a key idle for longer while Redis is healthy is not: staleness is the
 //! store's, not the key's).
 //!
-//! **Memory.** At most `max_keys` keys (64 shards); a full shard forgets a key without pending
-//! admissions (its next request starts from a fresh share of a full bucket).
+//! **Memory and work.** A key with nothing to sync whose credit is back to `capacity/N` is what
+//! a fresh share would be, so forgetting it changes no decision: a shard forgets such keys when
+//! it has doubled since its last sweep (amortized O(1) per new key) and each sync sweeps one
+//! shard in turn, so memory follows the keys used lately. A shard never holds more than
+//! `max_keys/64` keys: at the bound it forgets keys with nothing to sync (their next request
+//! starts from a fresh share) down to three quarters. A sync visits only the queued keys (those
+//! with admissions, a refusal or settling syncs), not every key held.
 
 use super::gcra::Limit;
 use super::local::Clock;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 const SHARDS: usize = 64;
+
+/// A shard is not swept before it holds this many keys.
+const MIN_SWEEP_LEN: usize = 64;
 
 /// Syncs of a refused key after its last local request, to learn what the others admitted.
 pub const SETTLE_SYNCS: u8 = 2;
@@ -79,8 +87,63 @@ struct Share {
     last_sent: u64,
     /// Syncs owed to a refused key once its local traffic stops (see "Settling").
     settle: u8,
+    /// In its shard's queue for the next sync.
+    queued: bool,
     /// The bucket of the last request (its tier's rate).
     limit: Limit,
+}
+
+impl Share {
+    fn fresh(limit: &Limit, instances: f64, now: u64) -> Share {
+        Share {
+            pending: 0,
+            in_flight: 0,
+            credit: limit.capacity as f64 / instances,
+            credit_at: now,
+            wanted: false,
+            last_sent: 0,
+            settle: 0,
+            queued: false,
+            limit: *limit,
+        }
+    }
+
+    /// Its credit refilled up to `now`, never past a share of a full bucket.
+    fn refill(&mut self, now: u64, instances: f64) {
+        let emission = self.limit.emission_ns as f64;
+        let refill = now.saturating_sub(self.credit_at) as f64 / (emission * instances);
+        let full_share = (self.limit.capacity as f64 / instances).max(1.0);
+        self.credit = (self.credit + refill).min(self.credit.max(full_share));
+        self.credit_at = now;
+    }
+
+    /// Nothing to sync and a credit back to a fresh share's: forgetting it changes no decision.
+    fn is_like_fresh(&mut self, now: u64, instances: f64) -> bool {
+        if self.queued || self.pending > 0 || self.in_flight > 0 {
+            return false;
+        }
+        self.refill(now, instances);
+        self.credit >= self.limit.capacity as f64 / instances
+    }
+
+    /// Puts the key in its shard's queue for the next sync, once.
+    fn enqueue(&mut self, key: &str, queue: &mut Vec<String>) {
+        if !self.queued {
+            self.queued = true;
+            queue.push(key.to_owned());
+        }
+    }
+}
+
+/// One shard's keys, and those of them the next sync carries.
+#[derive(Default)]
+struct Shard {
+    shares: HashMap<String, Share>,
+    /// Keys with admissions, a refusal or settling syncs to send (each once: `Share::queued`),
+    /// so a sync visits only them, not every key held.
+    queue: Vec<String>,
+    /// Size at which inserting a key first sweeps the shard (twice its size after a sweep).
+    sweep_at: usize,
 }
 
 /// The local decision.
@@ -104,7 +167,7 @@ pub struct Delta {
 
 /// The per-key shares of one synced policy.
 pub struct SyncedStore {
-    shards: Box<[Mutex<HashMap<String, Share>>]>,
+    shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
     clock: Arc<dyn Clock>,
     max_per_shard: usize,
@@ -112,6 +175,8 @@ pub struct SyncedStore {
     instances: AtomicU64,
     /// Local clock (ns) of the last successful sync (of the store's creation before the first).
     last_success_ns: AtomicU64,
+    /// The shard the next sync sweeps (one per sync, in turn).
+    sweep_cursor: AtomicUsize,
 }
 
 impl std::fmt::Debug for SyncedStore {
@@ -125,16 +190,17 @@ impl std::fmt::Debug for SyncedStore {
 impl SyncedStore {
     pub fn new(clock: Arc<dyn Clock>, max_keys: usize) -> SyncedStore {
         SyncedStore {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: RandomState::new(),
             max_per_shard: max_keys.div_ceil(SHARDS).max(1),
             instances: AtomicU64::new(1),
             last_success_ns: AtomicU64::new(clock.now_ns()),
+            sweep_cursor: AtomicUsize::new(0),
             clock,
         }
     }
 
-    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, Share>> {
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
         let index = (self.hasher.hash_one(key) >> 32) as usize % SHARDS;
         self.shards[index]
             .lock()
@@ -161,34 +227,23 @@ impl SyncedStore {
     pub fn check(&self, key: &str, limit: &Limit, stale_after_ns: Option<u64>) -> SyncedOutcome {
         let now = self.clock.now_ns();
         let instances = self.instances() as f64;
-        let mut shard = self.shard(key);
-        if !shard.contains_key(key) && shard.len() >= self.max_per_shard {
-            let idle = shard
-                .iter()
-                .find(|(_, s)| s.pending == 0 && s.in_flight == 0)
-                .map(|(k, _)| k.clone());
-            if let Some(idle) = idle {
-                shard.remove(&idle);
-            }
-        }
-        let share = shard.entry(key.to_owned()).or_insert(Share {
-            pending: 0,
-            in_flight: 0,
-            credit: limit.capacity as f64 / instances,
-            credit_at: now,
-            wanted: false,
-            last_sent: 0,
-            settle: 0,
-            limit: *limit,
-        });
-        share.limit = *limit;
-        let emission = limit.emission_ns as f64;
-        let refill = now.saturating_sub(share.credit_at) as f64 / (emission * instances);
-        let full_share = (limit.capacity as f64 / instances).max(1.0);
-        share.credit = (share.credit + refill).min(share.credit.max(full_share));
-        share.credit_at = now;
         let last_success = self.last_success_ns.load(Ordering::Relaxed);
         let stale = stale_after_ns.is_some_and(|limit| now.saturating_sub(last_success) > limit);
+        let mut guard = self.shard(key);
+        if !guard.shares.contains_key(key) {
+            if guard.shares.len() >= guard.sweep_at {
+                self.sweep(&mut guard, now);
+            }
+            let fresh = Share::fresh(limit, instances, now);
+            guard.shares.insert(key.to_owned(), fresh);
+        }
+        let Shard { shares, queue, .. } = &mut *guard;
+        let Some(share) = shares.get_mut(key) else {
+            unreachable!("inserted above under the same lock")
+        };
+        share.limit = *limit;
+        share.refill(now, instances);
+        share.enqueue(key, queue);
         if !stale && share.credit >= 1.0 {
             share.credit -= 1.0;
             share.pending += 1;
@@ -204,30 +259,44 @@ impl SyncedStore {
         SyncedOutcome {
             allowed: false,
             remaining: 0,
-            retry_after_ns: (missing * emission * instances).ceil().max(1.0) as u64,
+            retry_after_ns: (missing * limit.emission_ns as f64 * instances)
+                .ceil()
+                .max(1.0) as u64,
         }
     }
 
-    /// Takes the admissions of every key that changed (and, with 0, of refused keys and keys
-    /// still settling) for a sync.
+    /// Takes the admissions of every queued key (and, with 0, of refused keys and keys still
+    /// settling) for a sync; sweeps one shard.
     pub fn take(&self) -> Vec<Delta> {
+        let now = self.clock.now_ns();
+        let sweep = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
         let mut deltas = Vec::new();
-        for shard in self.shards.iter() {
-            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            for (key, share) in shard.iter_mut() {
-                if share.pending > 0 || share.wanted || share.settle > 0 {
-                    if share.pending == 0 && !share.wanted {
-                        share.settle -= 1;
-                    }
-                    deltas.push(Delta {
-                        key: key.clone(),
-                        admitted: share.pending,
-                        limit: share.limit,
-                    });
-                    share.in_flight += share.pending;
-                    share.pending = 0;
-                    share.wanted = false;
+        for (index, shard) in self.shards.iter().enumerate() {
+            let mut guard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let Shard { shares, queue, .. } = &mut *guard;
+            for key in std::mem::take(queue) {
+                let Some(share) = shares.get_mut(&key) else {
+                    continue;
+                };
+                if share.pending == 0 && !share.wanted {
+                    share.settle = share.settle.saturating_sub(1);
                 }
+                if share.settle > 0 {
+                    queue.push(key.clone()); // settling: in the next sync too
+                } else {
+                    share.queued = false;
+                }
+                deltas.push(Delta {
+                    key,
+                    admitted: share.pending,
+                    limit: share.limit,
+                });
+                share.in_flight += share.pending;
+                share.pending = 0;
+                share.wanted = false;
+            }
+            if index == sweep {
+                self.sweep(&mut guard, now);
             }
         }
         deltas
@@ -239,7 +308,7 @@ impl SyncedStore {
         let now = self.clock.now_ns();
         let instances = self.instances() as f64;
         let mut shard = self.shard(key);
-        if let Some(share) = shard.get_mut(key) {
+        if let Some(share) = shard.shares.get_mut(key) {
             // The others' admissions since their own last sync are not in the answer yet;
             // assume each admitted as many as this instance sent in this sync or the last one.
             let sent = share.in_flight;
@@ -256,18 +325,50 @@ impl SyncedStore {
     pub fn failed(&self, deltas: &[Delta]) {
         for delta in deltas {
             let mut shard = self.shard(&delta.key);
-            if let Some(share) = shard.get_mut(&delta.key) {
+            let Shard { shares, queue, .. } = &mut *shard;
+            if let Some(share) = shares.get_mut(&delta.key) {
                 share.pending += delta.admitted;
                 share.in_flight = share.in_flight.saturating_sub(delta.admitted);
+                share.enqueue(&delta.key, queue);
             }
         }
+    }
+
+    /// Forgets the keys a fresh share would replace with no change; if the shard is still at
+    /// its bound, forgets keys with nothing to sync (their next request starts from a fresh
+    /// share) down to three quarters of it.
+    fn sweep(&self, shard: &mut Shard, now: u64) {
+        let instances = self.instances() as f64;
+        shard
+            .shares
+            .retain(|_, share| !share.is_like_fresh(now, instances));
+        let keep = self.max_per_shard - self.max_per_shard / 4;
+        let mut excess = shard.shares.len().saturating_sub(keep);
+        if shard.shares.len() >= self.max_per_shard {
+            shard.shares.retain(|_, share| {
+                let idle = !share.queued && share.in_flight == 0;
+                let forget = idle && excess > 0;
+                excess -= usize::from(forget);
+                !forget
+            });
+        }
+        let len = shard.shares.len();
+        if shard.shares.capacity() > 4 * len.max(MIN_SWEEP_LEN) {
+            shard.shares.shrink_to(2 * len);
+        }
+        shard.sweep_at = (2 * len).max(MIN_SWEEP_LEN).min(self.max_per_shard);
     }
 
     /// Keys held (for tests and the memory bound).
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .shares
+                    .len()
+            })
             .sum()
     }
 

@@ -15,11 +15,11 @@ fn limit(count: u64) -> Limit {
     )
 }
 
-/// A fleet of `n` stores sharing one simulated global TAT (µs arithmetic as in the script).
+/// A fleet of `n` stores sharing simulated global TATs, one per key.
 struct Fleet {
     clock: Arc<ManualClock>,
     stores: Vec<SyncedStore>,
-    tat_ns: u64,
+    tats_ns: std::collections::HashMap<String, u64>,
 }
 
 impl Fleet {
@@ -27,7 +27,7 @@ impl Fleet {
         let clock = Arc::new(ManualClock::new());
         let stores = (0..n)
             .map(|_| {
-                let store = SyncedStore::new(clock.clone(), 1000);
+                let store = SyncedStore::new(clock.clone(), 100_000);
                 store.set_instances(n as u64);
                 store
             })
@@ -35,7 +35,7 @@ impl Fleet {
         Fleet {
             clock,
             stores,
-            tat_ns: 0,
+            tats_ns: Default::default(),
         }
     }
 
@@ -43,8 +43,9 @@ impl Fleet {
     fn sync(&mut self, i: usize, limit: &Limit) {
         let now = self.clock.now_ns();
         for delta in self.stores[i].take() {
-            self.tat_ns = self.tat_ns.max(now) + delta.admitted * limit.emission_ns;
-            let backlog = self.tat_ns.saturating_sub(now) as f64;
+            let tat = self.tats_ns.entry(delta.key.clone()).or_default();
+            *tat = (*tat).max(now) + delta.admitted * limit.emission_ns;
+            let backlog = tat.saturating_sub(now) as f64;
             let available = limit.capacity as f64 - backlog / limit.emission_ns as f64;
             self.stores[i].answer(&delta.key, available);
         }
@@ -271,4 +272,32 @@ fn with_on_error_deny_a_key_idle_while_redis_answers_is_not_stale() {
         !fleet.stores[0].check("new", &limit, stale_after).allowed,
         "no sync for 2 s: even a new key is refused"
     );
+}
+
+#[test]
+fn keys_back_to_a_fresh_share_are_forgotten_by_the_syncs_sweeps() {
+    let limit = limit(60);
+    let mut fleet = Fleet::new(3);
+    for i in 0..1000 {
+        assert!(
+            fleet.stores[0]
+                .check(&format!("client-{i}"), &limit, None)
+                .allowed
+        );
+    }
+    fleet.sync(0, &limit);
+    // A key whose share is used up is kept.
+    assert_eq!(offer(&fleet, 0, &limit, 100), 20);
+    fleet.sync(0, &limit);
+    assert_eq!(fleet.stores[0].len(), 1001);
+    // One request each: credit back to a fresh share after 1/20 s (rate 60/s shared by 3).
+    fleet.clock.advance(Duration::from_millis(100));
+    for _ in 0..SHARDS {
+        fleet.sync(0, &limit);
+    }
+    assert_eq!(fleet.stores[0].len(), 1, "only the drained key is left");
+    let again = (0..100)
+        .filter(|_| fleet.stores[0].check("client-7", &limit, None).allowed)
+        .count();
+    assert_eq!(again, 20, "a forgotten key starts from a fresh share");
 }
