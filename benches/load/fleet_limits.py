@@ -20,7 +20,7 @@ Usage: benches/load/fleet_limits.py [--rounds 3] [--duration 10] [--rate 3000] [
 Needs the release build (cargo build --release --bin portcullis --example bench_fixture), wrk,
 redis-server and redis-cli; writes benches/results/fleet_limits.md.
 """
-import argparse, os, re, statistics, subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, os, random, re, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import ROOT, LUA, ensure_tools, free_port, start_fixture, stop_children, wait_port  # noqa: E402
@@ -34,12 +34,26 @@ def cli(port, *args):
 
 
 def cluster_port():
-    """A free port a cluster node can use: its bus listens on port + 10000, so at most 55535
-    (bind(0) without SO_REUSEADDR hands out ports up to the top of the ephemeral range)."""
-    while True:
-        port = free_port()
-        if port <= 55535:
+    """A port for a cluster node whose bus port (port + 10000) is free too, both below the
+    kernel's ephemeral range when it starts high enough (no client socket can hold the bus port
+    by the time the node binds it); elsewhere any free pair up to 55535."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_start = int(f.read().split()[0])
+
+    def free(port):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                return False
+
+    for _ in range(1000):
+        port = (random.randrange(ephemeral_start - 12768, ephemeral_start - 10000)
+                if ephemeral_start >= 22768 else free_port())
+        if port <= 55535 and free(port) and free(port + 10000):
             return port
+    raise SystemExit("no free port pair for a Redis Cluster node")
 
 
 def start_cluster(work, children):

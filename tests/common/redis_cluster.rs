@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use super::{free_port, wait_until};
+use std::collections::hash_map::RandomState;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -14,6 +15,30 @@ pub struct RedisCluster {
     nodes: Vec<Option<Child>>,
     pub ports: Vec<u16>,
     dir: tempfile::TempDir,
+}
+
+/// A port for a node whose cluster bus port (port + 10000) is free too. Both are taken below the
+/// kernel's ephemeral range (32768 up, by default), so that no client socket of a test running
+/// alongside can hold the bus port by the time the node binds it; elsewhere, any free pair.
+fn node_port() -> u16 {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let free = |port: u32| std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok();
+    for _ in 0..1000 {
+        let port = if ephemeral_start >= 22768 {
+            // Random in [ephemeral_start - 12768, ephemeral_start - 10000).
+            let random = std::hash::BuildHasher::hash_one(&RandomState::new(), 0u8);
+            ephemeral_start - 12768 + (random % 2768) as u32
+        } else {
+            u32::from(free_port())
+        };
+        if port + 10000 <= 65535 && free(port) && free(port + 10000) {
+            return port as u16;
+        }
+    }
+    panic!("no free port pair for a Redis Cluster node");
 }
 
 fn cli(port: u16, args: &[&str]) -> String {
@@ -29,14 +54,7 @@ impl RedisCluster {
     /// Starts three masters and creates the cluster.
     pub fn start() -> RedisCluster {
         let dir = tempfile::tempdir().unwrap();
-        // A node's cluster bus listens on its port + 10000: at most 55535.
-        let ports: Vec<u16> = (0..3)
-            .map(|_| {
-                std::iter::repeat_with(free_port)
-                    .find(|p| *p <= 55535)
-                    .unwrap()
-            })
-            .collect();
+        let ports: Vec<u16> = (0..3).map(|_| node_port()).collect();
         let mut cluster = RedisCluster {
             nodes: Vec::new(),
             ports: ports.clone(),
