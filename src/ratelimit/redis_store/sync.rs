@@ -101,14 +101,19 @@ impl RedisStore {
                 heartbeat_into(&mut pipeline);
                 return pipeline.query_async::<Vec<i64>>(&mut connection).await;
             }
+            let script = &script;
             let scripts = deltas.iter().map(|delta| {
                 let mut connection = connection.clone();
-                let (by_sha, by_text) = (script(delta, false), script(delta, true));
                 async move {
-                    match by_sha.query_async::<i64>(&mut connection).await {
+                    match script(delta, false)
+                        .query_async::<i64>(&mut connection)
+                        .await
+                    {
                         // NOSCRIPT: the script did not run; the text runs it (and caches it).
                         Err(e) if e.kind() == redis::ErrorKind::Server(NoScript) => {
-                            by_text.query_async::<i64>(&mut connection).await
+                            script(delta, true)
+                                .query_async::<i64>(&mut connection)
+                                .await
                         }
                         other => other,
                     }
