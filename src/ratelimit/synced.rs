@@ -126,6 +126,40 @@ impl Share {
         self.credit >= self.limit.capacity as f64 / instances
     }
 
+    /// Decides one request for `key` (this share's key) against the credit.
+    fn decide(
+        &mut self,
+        key: &str,
+        queue: &mut Vec<String>,
+        limit: &Limit,
+        now: u64,
+        instances: f64,
+        stale: bool,
+    ) -> SyncedOutcome {
+        self.limit = *limit;
+        self.refill(now, instances);
+        self.enqueue(key, queue);
+        if !stale && self.credit >= 1.0 {
+            self.credit -= 1.0;
+            self.pending += 1;
+            return SyncedOutcome {
+                allowed: true,
+                remaining: self.credit.max(0.0) as u64,
+                retry_after_ns: 0,
+            };
+        }
+        self.wanted = true;
+        self.settle = SETTLE_SYNCS;
+        let missing = (1.0 - self.credit).max(0.0);
+        SyncedOutcome {
+            allowed: false,
+            remaining: 0,
+            retry_after_ns: (missing * limit.emission_ns as f64 * instances)
+                .ceil()
+                .max(1.0) as u64,
+        }
+    }
+
     /// Puts the key in its shard's queue for the next sync, once.
     fn enqueue(&mut self, key: &str, queue: &mut Vec<String>) {
         if !self.queued {
@@ -230,39 +264,18 @@ impl SyncedStore {
         let last_success = self.last_success_ns.load(Ordering::Relaxed);
         let stale = stale_after_ns.is_some_and(|limit| now.saturating_sub(last_success) > limit);
         let mut guard = self.shard(key);
-        if !guard.shares.contains_key(key) {
-            if guard.shares.len() >= guard.sweep_at {
-                self.sweep(&mut guard, now);
-            }
-            let fresh = Share::fresh(limit, instances, now);
-            guard.shares.insert(key.to_owned(), fresh);
+        let Shard { shares, queue, .. } = &mut *guard;
+        if let Some(share) = shares.get_mut(key) {
+            return share.decide(key, queue, limit, now, instances, stale);
+        }
+        if guard.shares.len() >= guard.sweep_at {
+            self.sweep(&mut guard, now);
         }
         let Shard { shares, queue, .. } = &mut *guard;
-        let Some(share) = shares.get_mut(key) else {
-            unreachable!("inserted above under the same lock")
-        };
-        share.limit = *limit;
-        share.refill(now, instances);
-        share.enqueue(key, queue);
-        if !stale && share.credit >= 1.0 {
-            share.credit -= 1.0;
-            share.pending += 1;
-            return SyncedOutcome {
-                allowed: true,
-                remaining: share.credit.max(0.0) as u64,
-                retry_after_ns: 0,
-            };
-        }
-        share.wanted = true;
-        share.settle = SETTLE_SYNCS;
-        let missing = (1.0 - share.credit).max(0.0);
-        SyncedOutcome {
-            allowed: false,
-            remaining: 0,
-            retry_after_ns: (missing * limit.emission_ns as f64 * instances)
-                .ceil()
-                .max(1.0) as u64,
-        }
+        let share = shares
+            .entry(key.to_owned())
+            .or_insert(Share::fresh(limit, instances, now));
+        share.decide(key, queue, limit, now, instances, stale)
     }
 
     /// Takes the admissions of every queued key (and, with 0, of refused keys and keys still
